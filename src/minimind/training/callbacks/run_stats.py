@@ -1,0 +1,72 @@
+"""Measures what a run summary reports: steady-state tokens/s, MFU, peak memory, wall time.
+
+Throughput counts training steps only: the first `warmup_steps` (compilation, allocator
+and data-loader start-up) and all validation time are left out, so the figure is the
+rate a longer run would sustain.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import torch
+from lightning.fabric.utilities.throughput import get_available_flops
+from lightning.pytorch import Callback
+
+
+class RunStatsCallback(Callback):
+    def __init__(self, warmup_steps: int = 5):
+        self.warmup_steps = warmup_steps
+        self.start_time = time.perf_counter()
+        self.steady_tokens = 0
+        self.steady_seconds = 0.0
+        self.steady_flops = 0.0
+        self.available_flops: float | None = None
+        self._step_started: float | None = None
+        self._steps_seen = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        dtype = {"bf16-true": torch.bfloat16, "16-true": torch.float16}.get(str(trainer.precision), torch.float32)
+        if "mixed" in str(trainer.precision):
+            dtype = torch.bfloat16 if "bf16" in str(trainer.precision) else torch.float16
+        self.available_flops = get_available_flops(trainer.strategy.root_device, dtype)
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(trainer.strategy.root_device)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._sync(trainer)
+        self._step_started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._sync(trainer)
+        self._steps_seen += 1
+        if self._step_started is None or self._steps_seen <= self.warmup_steps:
+            return
+        self.steady_seconds += time.perf_counter() - self._step_started
+        self.steady_tokens += batch["input_ids"].numel() * trainer.world_size
+        self.steady_flops += pl_module.flops_per_batch * trainer.world_size
+
+    @staticmethod
+    def _sync(trainer) -> None:
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def tokens_per_sec(self) -> float | None:
+        return self.steady_tokens / self.steady_seconds if self.steady_seconds > 0 else None
+
+    def mfu(self, world_size: int = 1) -> float | None:
+        """Achieved FLOP/s over the devices' peak (None where Lightning knows no peak, e.g. CPUs)."""
+        if not self.available_flops or self.steady_seconds <= 0:
+            return None
+        return self.steady_flops / self.steady_seconds / (self.available_flops * world_size)
+
+    @staticmethod
+    def peak_memory_mb(device: torch.device) -> float:
+        """Peak CUDA memory allocated on GPU; peak resident memory of this process on CPU."""
+        if device.type == "cuda":
+            return torch.cuda.max_memory_allocated(device) / 2**20
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+    def wall_time_s(self) -> float:
+        return time.perf_counter() - self.start_time

@@ -1,0 +1,55 @@
+"""Generate text from fixed prompts after each validation, so progress can be read, not only plotted.
+
+Samples are printed, appended to `<run dir>/samples.md`, and logged to wandb as a table
+(one row per prompt and step) when a WandbLogger is active. Greedy decoding keeps the
+samples of two runs or two steps directly comparable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+
+class SampleGenerationCallback(Callback):
+    def __init__(self, prompts: list[str], max_new_tokens: int = 48, output_file: str | None = None,
+                 print_samples: bool = True):
+        self.prompts = list(prompts)
+        self.max_new_tokens = max_new_tokens
+        self.output_file = output_file
+        self.print_samples = print_samples
+        self.history: list[tuple[int, str, str]] = []  # (step, prompt, completion)
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        tokenizer = getattr(trainer.datamodule, "tokenizer", None) if trainer.datamodule is not None else None
+        if trainer.sanity_checking or tokenizer is None or not self.prompts:
+            return
+        rows = [(trainer.global_step, p, self.complete(pl_module, tokenizer, p)) for p in self.prompts]
+        self.history.extend(rows)
+        text = "\n".join(f"[step {s}] {p!r} -> {c!r}" for s, p, c in rows)
+        if self.print_samples:
+            print(text, flush=True)
+        if self.output_file:
+            with Path(self.output_file).open("a", encoding="utf-8") as f:
+                f.write(f"## step {trainer.global_step}\n\n")
+                f.writelines(f"- **{p}**{c}\n" for _, p, c in rows)
+                f.write("\n")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_table("samples", columns=["step", "prompt", "completion"],
+                                 data=[list(r) for r in self.history], step=trainer.global_step)
+
+    def complete(self, pl_module, tokenizer, prompt: str) -> str:
+        ids = torch.tensor([tokenizer.encode(prompt, add_special_tokens=False)], device=pl_module.device)
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            out = pl_module.model.generate(ids, max_new_tokens=self.max_new_tokens, do_sample=False)
+        finally:
+            pl_module.train(was_training)
+        return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)

@@ -1,0 +1,134 @@
+"""`train(cfg)`: build everything from the composed Hydra config, fit, and record the outcome.
+
+Kept apart from the Hydra entry point (`train.py`) so tests and sweeps call it directly.
+Every run leaves in its run dir: the resolved config, `metrics.csv`, `summary.json`
+(also when it fails), checkpoints, `samples.md`, and the final weights as an upstream `.pth`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from minimind.checkpoints import save_upstream_pth, upstream_pth_name
+from minimind.training.callbacks import RunStatsCallback
+from minimind.training.loggers import build_loggers
+from minimind.training.module import MiniMindModule
+from minimind.training.preflight import ConfigurationError, check_training_config, last_checkpoint
+from minimind.training.summary import RunSummary
+
+log = logging.getLogger(__name__)
+
+
+def command_line_overrides() -> list[str]:
+    """The user's `key=value` overrides of this job (empty outside a Hydra app)."""
+    if not HydraConfig.initialized():
+        return []
+    return [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra.")]
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train as `cfg` says; return (final metrics, the objects built)."""
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    overrides = command_line_overrides()
+    summary = RunSummary(run_dir, overrides)
+    objects: dict[str, Any] = {}
+    try:
+        model_config = check_training_config(cfg)  # before any data is read
+        _save_config(cfg, run_dir)
+        L.seed_everything(cfg.seed, workers=True)
+        datamodule = instantiate(cfg.data)
+        module = MiniMindModule(model_config, optimizer=instantiate(cfg.optimizer),
+                                scheduler=instantiate(cfg.scheduler), compile=cfg.compile,
+                                activation_checkpointing=cfg.activation_checkpointing)
+        summary.update(params=module.model.num_parameters())
+        callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+        loggers = build_loggers(cfg.get("logger"), run_dir, name=cfg.name or ",".join(overrides) or run_dir.name,
+                                group=cfg.group, tags=cfg.tags)
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+        objects.update(datamodule=datamodule, module=module, trainer=trainer)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        if cfg.tokens is not None:
+            trainer.fit_loop.epoch_loop.max_steps = steps_for_token_budget(cfg, trainer.world_size)
+        _check_data_fits_a_batch(cfg, datamodule, trainer.world_size)
+
+        ckpt_path = str(last_checkpoint(cfg)) if cfg.ckpt_path == "last" else cfg.ckpt_path
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        if trainer.interrupted:
+            raise KeyboardInterrupt("training was interrupted")
+
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        _record_outcome(summary, trainer, module, metrics)
+        summary.update(status="completed")
+        _export_final_weights(cfg, module, run_dir)
+        return metrics, objects
+    except BaseException as error:
+        trainer = objects.get("trainer")
+        if trainer is not None and "module" in objects:
+            _record_outcome(summary, trainer, objects["module"], {k: float(v) for k, v in trainer.callback_metrics.items()})
+        interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+        summary.fail(error, interrupted=interrupted)
+        raise
+    finally:
+        if rank_zero_only.rank == 0:
+            log.info("summary: %s", summary.write())
+        _finish_wandb()
+
+
+def steps_for_token_budget(cfg: DictConfig, world_size: int) -> int:
+    """Optimizer steps that consume `cfg.tokens` tokens over all ranks."""
+    per_step = cfg.data.batch_size * cfg.data.seq_len * cfg.trainer.accumulate_grad_batches * world_size
+    return max(1, math.ceil(cfg.tokens / per_step))
+
+
+def _check_data_fits_a_batch(cfg: DictConfig, datamodule, world_size: int) -> None:
+    datamodule.prepare_data()  # builds the tokenizer and token cache once; later calls reuse them
+    available = datamodule.num_train_tokens()
+    needed = cfg.data.batch_size * cfg.data.seq_len * world_size
+    if available is not None and available < needed:
+        raise ConfigurationError(
+            f"the training data has {available} tokens, fewer than one batch ({cfg.data.batch_size} x "
+            f"{cfg.data.seq_len} x {world_size} ranks = {needed}): lower data.batch_size or data.seq_len, "
+            "or add data")
+
+
+def _record_outcome(summary: RunSummary, trainer, module: MiniMindModule, metrics: dict[str, float]) -> None:
+    stats = next((c for c in trainer.callbacks if isinstance(c, RunStatsCallback)), None)
+    summary.update(tokens_seen=module.tokens_seen, steps=trainer.global_step,
+                   train_loss=metrics.get("train/loss"), val_loss=metrics.get("val/loss"),
+                   val_bpb=metrics.get("val/bpb"))
+    if stats is not None:
+        summary.update(tokens_per_sec=stats.tokens_per_sec(), mfu=stats.mfu(trainer.world_size),
+                       peak_memory_mb=stats.peak_memory_mb(trainer.strategy.root_device),
+                       wall_time_s=stats.wall_time_s())
+
+
+@rank_zero_only
+def _save_config(cfg: DictConfig, run_dir: Path) -> None:
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+@rank_zero_only
+def _export_final_weights(cfg: DictConfig, module: MiniMindModule, run_dir: Path) -> None:
+    if cfg.export_pth:
+        stage = "full_sft" if cfg.data.get("format") == "sft" else "pretrain"
+        path = save_upstream_pth(module.model, run_dir / upstream_pth_name(module.config, stage))
+        log.info("final weights in upstream MiniMind form: %s", path)
+
+
+def _finish_wandb() -> None:
+    """Close the wandb run so the next job of a sweep starts its own run."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()

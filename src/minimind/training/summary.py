@@ -1,0 +1,47 @@
+"""`summary.json`: the one file that says how a run ended and what it achieved.
+
+It is written for every run, also a failed or interrupted one (then with the error), so a
+sweep's comparison never has to guess why a row is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import traceback
+from pathlib import Path
+from typing import Any
+
+FIELDS = ("status", "params", "tokens_seen", "steps", "train_loss", "val_loss", "val_bpb", "tokens_per_sec",
+          "mfu", "peak_memory_mb", "wall_time_s", "overrides", "error")
+
+
+class RunSummary:
+    def __init__(self, run_dir: str | Path, overrides: list[str] | None = None):
+        self.path = Path(run_dir) / "summary.json"
+        self.data: dict[str, Any] = dict.fromkeys(FIELDS)
+        self.data.update(status="running", overrides=list(overrides or []))
+
+    def update(self, **values: Any) -> None:
+        self.data.update({k: _plain(v) for k, v in values.items()})
+
+    def fail(self, error: BaseException, interrupted: bool = False) -> None:
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        self.update(status="interrupted" if interrupted else "failed", error=detail)
+
+    def write(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, allow_nan=False) + "\n")
+        os.replace(tmp, self.path)
+        return self.path
+
+
+def _plain(value: Any) -> Any:
+    """Tensors and numpy scalars to Python numbers; NaN/inf to None (valid JSON)."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

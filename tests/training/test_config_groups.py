@@ -1,0 +1,99 @@
+"""Every option of every config group composes with the rest and instantiates."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from minimind.model import MiniMindConfig
+from minimind.paths import CONF_DIR, PROJECT_ROOT
+from minimind.training.loggers import build_loggers
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", options("model"))
+@pytest.mark.parametrize("attention", options("attention"))
+def test_model_and_attention_options(compose_cfg, model, attention):
+    cfg = compose_cfg([f"model={model}", f"attention={attention}", "attention/backend=eager"])
+    config = instantiate(cfg.model)
+    assert isinstance(config, MiniMindConfig) and config.attn_implementation == "eager"
+    expected_kv = {"mha": config.num_attention_heads, "mqa": 1,
+                   "gqa": MiniMindConfig.from_preset(model).num_key_value_heads}[attention]
+    assert config.num_key_value_heads == expected_kv
+
+
+@pytest.mark.parametrize("precision, lightning_name", [("bf16", "bf16-mixed"), ("fp16", "16-mixed"),
+                                                        ("fp32", "32-true"), ("bf16-true", "bf16-true")])
+def test_precision_options_set_the_trainer(compose_cfg, precision, lightning_name):
+    assert compose_cfg([f"precision={precision}"]).trainer.precision == lightning_name
+
+
+def test_card_command_line_sets_precision_directly(compose_cfg):
+    cfg = compose_cfg(["model=small", "trainer.precision=bf16"])
+    assert cfg.trainer.precision == "bf16" and cfg.model.hidden_size == 512
+
+
+@pytest.mark.parametrize("trainer", [t for t in options("trainer")
+                                     if t in ("default", "cpu", "ddp_cpu") or torch.cuda.is_available()])
+def test_trainer_options_instantiate(compose_cfg, trainer, tmp_path):
+    cfg = compose_cfg([f"trainer={trainer}", "precision=fp32"], run_dir=tmp_path)
+    built = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert built.max_epochs == -1
+
+
+def test_gpu_trainer_configs_are_complete(compose_cfg):
+    for trainer in ("gpu", "ddp", "fsdp", "slurm"):
+        cfg = compose_cfg([f"trainer={trainer}"])
+        OmegaConf.to_container(cfg.trainer, resolve=True)  # every interpolation resolves
+        assert cfg.trainer.accelerator == "gpu"
+
+
+@pytest.mark.parametrize("optimizer", options("optimizer"))
+@pytest.mark.parametrize("scheduler", options("scheduler"))
+def test_optimizer_and_scheduler_options(compose_cfg, optimizer, scheduler):
+    cfg = compose_cfg([f"optimizer={optimizer}", f"scheduler={scheduler}"])
+    opt = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2, 2))])
+    scheduler = instantiate(cfg.scheduler)(opt, total_steps=10)
+    opt.step()
+    scheduler.step()
+
+
+@pytest.mark.parametrize("logger", options("logger"))
+def test_logger_options_always_include_csv(compose_cfg, logger, tmp_path):
+    cfg = compose_cfg([f"logger={logger}"], run_dir=tmp_path)
+    loggers = build_loggers(cfg.logger, tmp_path, name="test", group=None, tags=[])
+    assert "CSVLogger" in {type(lg).__name__ for lg in loggers}
+
+
+def test_callbacks_instantiate(compose_cfg, tmp_path):
+    cfg = compose_cfg([], run_dir=tmp_path)
+    built = [instantiate(c) for c in cfg.callbacks.values()]
+    assert {type(c).__name__ for c in built} >= {"ModelCheckpoint", "ThroughputMonitor", "SampleGenerationCallback"}
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiments_compose(compose_cfg, experiment):
+    cfg = compose_cfg([f"experiment={experiment}"])
+    OmegaConf.to_container(cfg, resolve=False)
+    MiniMindConfig.from_dict(OmegaConf.to_container(cfg.model, resolve=True))
+
+
+def test_help_and_cfg_job_behave_like_hydra():
+    run = lambda *args: subprocess.run([sys.executable, "train.py", *args], cwd=PROJECT_ROOT,  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    help_text = run("--help")
+    assert help_text.returncode == 0
+    for group in ("model:", "attention:", "precision:", "trainer:", "experiment:"):
+        assert group in help_text.stdout
+    job = run("model=tiny", "attention=mqa", "--cfg", "job")
+    assert job.returncode == 0
+    composed = OmegaConf.create(job.stdout)
+    assert composed.model.hidden_size == 128 and composed.model.num_key_value_heads == 1
+    bad = run("model.no_such_field=1", "--cfg", "job")
+    assert bad.returncode != 0 and "no_such_field" in bad.stderr

@@ -1,0 +1,29 @@
+"""Train MiniMind.
+
+    python train.py                                   # MiniMind2-small on the embedded corpus
+    python train.py experiment=quickstart             # the 5-minute CPU demo (what `make train` runs)
+    python train.py model=small trainer.precision=bf16
+    python train.py model=tiny attention=mqa model.hidden_size=256 tokens=20_000_000
+    python train.py data.path=data/pretrain_hq.jsonl data.tokenizer=model/   # upstream data and tokenizer
+    python train.py ckpt_path=last hydra.run.dir=outputs/runs/2026-01-01/12-00-00-000000   # resume
+    python train.py -m sweep=size experiment=quickstart                      # a sweep (see sweeps/)
+    python train.py --help / --cfg job                                       # groups / resolved config
+"""
+
+import math
+
+import hydra
+from omegaconf import DictConfig
+
+from minimind.training.run import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Returns the final validation loss, the value a sweeper minimises."""
+    metrics, _ = train(cfg)
+    return metrics.get("val/loss", math.nan)
+
+
+if __name__ == "__main__":
+    main()
