@@ -6,21 +6,27 @@
     python train.py model=tiny attention=mqa model.hidden_size=256 tokens=20_000_000
     python train.py data.path=data/pretrain_hq.jsonl data.tokenizer=model/   # upstream data and tokenizer
     python train.py ckpt_path=last hydra.run.dir=outputs/runs/2026-01-01/12-00-00-000000   # resume
-    python train.py -m sweep=size experiment=quickstart                      # a sweep (see sweeps/)
+    python train.py -m sweep=size                     # a sweep, one job per GPU (see sweeps/)
+    python train.py -m sweep=size experiment=quickstart                      # the same at CPU size
     python train.py --help / --cfg job                                       # groups / resolved config
 """
 
 import math
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from minimind.training.run import train
+from minimind.sweeps.jobs import run_sweep_job
+from minimind.training.run import command_line_overrides, train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     """Returns the final validation loss, the value a sweeper minimises."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return run_sweep_job(cfg, train, command_line_overrides())
     metrics, _ = train(cfg)
     return metrics.get("val/loss", math.nan)
 

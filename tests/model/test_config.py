@@ -70,3 +70,30 @@ def test_explicit_head_dim_allows_any_hidden_size():
 def test_unknown_preset_lists_the_choices():
     with pytest.raises(ValueError, match="unknown model preset 'huge'.*small"):
         MiniMindConfig.from_preset("huge")
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_MILLIONS))
+def test_parameter_breakdown_adds_up_to_the_real_model(name):
+    from minimind.model.params import parameter_breakdown
+
+    cfg = MiniMindConfig.from_preset(name)
+    with torch.device("meta"):
+        model = MiniMindForCausalLM(cfg)
+    parts = parameter_breakdown(cfg)
+    assert parts["total"] == model.num_parameters()
+    attention = sum(p.numel() for n, p in model.named_parameters() if "self_attn" in n and "norm" not in n)
+    mlp = sum(p.numel() for n, p in model.named_parameters() if ".mlp." in n)
+    assert (parts["attention"], parts["mlp"]) == (attention, mlp)
+
+
+def test_training_flops_match_lightnings_flop_counter():
+    from lightning.fabric.utilities.throughput import measure_flops
+
+    from minimind.model.flops import training_flops_per_token
+
+    cfg = MiniMindConfig.from_preset("tiny")
+    with torch.device("meta"):
+        model = MiniMindForCausalLM(cfg)
+        x = torch.randint(0, cfg.vocab_size, (2, 64))
+        counted = measure_flops(model, lambda: model(x, labels=x).loss, lambda loss: loss)
+    assert counted == training_flops_per_token(cfg, 64) * x.numel()

@@ -25,3 +25,15 @@ def compose_train(overrides: list[str] | None = None, run_dir: Path | None = Non
 @pytest.fixture
 def compose_cfg():
     return compose_train
+
+
+@pytest.fixture
+def tiny_run(tiny_corpus, tiny_tokenizer_dir):
+    """Overrides for a real training run that takes seconds on a CPU: a 2-layer model of width 64
+    on the tiny corpus and tokenizer, fp32, CSV logging, validation every 10 steps."""
+    return ["model=tiny", "model.hidden_size=64", "model.num_hidden_layers=2", "model.num_attention_heads=4",
+            "model.num_key_value_heads=2", "model.intermediate_size=128", "model.vocab_size=400",
+            "trainer=cpu", "precision=fp32", "logger=csv", f"data.path={tiny_corpus}",
+            f"data.tokenizer={tiny_tokenizer_dir}", "data.seq_len=32", "data.batch_size=8", "data.num_workers=0",
+            "data.val_fraction=0.1", "tokens=7680", "trainer.val_check_interval=10", "trainer.limit_val_batches=4",
+            "trainer.enable_progress_bar=false", "callbacks.samples.max_new_tokens=8", "optimizer.lr=3e-3"]

@@ -97,3 +97,12 @@ def test_help_and_cfg_job_behave_like_hydra():
     assert composed.model.hidden_size == 128 and composed.model.num_key_value_heads == 1
     bad = run("model.no_such_field=1", "--cfg", "job")
     assert bad.returncode != 0 and "no_such_field" in bad.stderr
+
+
+def test_every_trainer_argument_can_be_overridden(compose_cfg):
+    import inspect
+
+    import lightning
+
+    arguments = set(inspect.signature(lightning.Trainer.__init__).parameters) - {"self", "logger", "callbacks"}
+    assert arguments <= set(compose_cfg([]).trainer)

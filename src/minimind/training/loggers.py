@@ -19,6 +19,8 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig
 
+from minimind.training.csv_logger import ResumableCSVLogger
+
 WANDB_ID_FILE = "wandb_run_id"
 
 
@@ -54,5 +56,5 @@ def build_loggers(logger_cfg: DictConfig | None, run_dir: Path, name: str, group
                          offline=offline)
         loggers.append(instantiate(entry, **extra))
     if not any(isinstance(logger, CSVLogger) for logger in loggers):
-        loggers.append(CSVLogger(save_dir=run_dir, name="", version=""))
+        loggers.append(ResumableCSVLogger(save_dir=run_dir, name="", version=""))
     return loggers

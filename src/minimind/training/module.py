@@ -69,6 +69,7 @@ class MiniMindModule(LightningModule):
                        "train/bpb": bits_per_byte(out.loss, labels[:, 1:], self.token_bytes)},
                       prog_bar=False, batch_size=input_ids.shape[0])
         self.log("train/tokens", float(self.tokens_seen), batch_size=input_ids.shape[0])
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=input_ids.shape[0])
         if self.config.use_moe:
             self.log("train/aux_loss", out.aux_loss, batch_size=input_ids.shape[0])
         return out.loss + out.aux_loss

@@ -13,19 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from minimind.checkpoints import save_upstream_pth, upstream_pth_name
+from minimind.sweeps.resolvers import register as register_resolvers
 from minimind.training.callbacks import RunStatsCallback
+from minimind.training.csv_logger import METRICS_FILE, trim_metrics_after
 from minimind.training.loggers import build_loggers
 from minimind.training.module import MiniMindModule
 from minimind.training.preflight import ConfigurationError, check_training_config, last_checkpoint
 from minimind.training.summary import RunSummary
 
 log = logging.getLogger(__name__)
+register_resolvers()  # the composed config refers to them (launcher group)
 
 
 def command_line_overrides() -> list[str]:
@@ -60,10 +64,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         if cfg.tokens is not None:
             trainer.fit_loop.epoch_loop.max_steps = steps_for_token_budget(cfg, trainer.world_size)
-        _check_data_fits_a_batch(cfg, datamodule, trainer.world_size)
+        _check_data_fits_the_run(cfg, datamodule, model_config, trainer.world_size)
 
         ckpt_path = str(last_checkpoint(cfg)) if cfg.ckpt_path == "last" else cfg.ckpt_path
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        if ckpt_path is not None:
+            _prepare_resume(ckpt_path, run_dir)
+        # weights_only: a checkpoint holds tensors and plain data; never unpickle code from it.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         if trainer.interrupted:
             raise KeyboardInterrupt("training was interrupted")
 
@@ -91,8 +98,21 @@ def steps_for_token_budget(cfg: DictConfig, world_size: int) -> int:
     return max(1, math.ceil(cfg.tokens / per_step))
 
 
-def _check_data_fits_a_batch(cfg: DictConfig, datamodule, world_size: int) -> None:
+@rank_zero_only
+def _prepare_resume(ckpt_path: str, run_dir: Path) -> None:
+    """Drop the metrics rows the resumed run will log again, so metrics.csv reads as one run."""
+    step = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+    trim_metrics_after(run_dir / METRICS_FILE, step)
+    log.info("resuming from %s (step %d)", ckpt_path, step)
+
+
+def _check_data_fits_the_run(cfg: DictConfig, datamodule, model_config, world_size: int) -> None:
     datamodule.prepare_data()  # builds the tokenizer and token cache once; later calls reuse them
+    if datamodule.vocab_size > model_config.vocab_size:
+        raise ConfigurationError(
+            f"the tokenizer has {datamodule.vocab_size} tokens but model.vocab_size={model_config.vocab_size}: "
+            f"set model.vocab_size={datamodule.vocab_size} (or use a tokenizer of at most "
+            f"{model_config.vocab_size} tokens)")
     available = datamodule.num_train_tokens()
     needed = cfg.data.batch_size * cfg.data.seq_len * world_size
     if available is not None and available < needed:

@@ -1,0 +1,1 @@
+"""Running many training jobs as one comparison: device sharing, job bookkeeping, naming."""
