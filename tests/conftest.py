@@ -10,6 +10,9 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Test models are tiny: one thread per process is as fast, and several processes (DDP ranks,
+# data workers, sweep jobs) then never oversubscribe the cores, which slows OpenMP ~10x.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 WORDS = ("the a small big red blue green old new cat dog bird fish tree river stone house road light dark "
          "runs sees finds keeps makes takes gives over under near behind with without and or but because").split()

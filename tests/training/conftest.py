@@ -35,5 +35,5 @@ def tiny_run(tiny_corpus, tiny_tokenizer_dir):
             "model.num_key_value_heads=2", "model.intermediate_size=128", "model.vocab_size=400",
             "trainer=cpu", "precision=fp32", "logger=csv", f"data.path={tiny_corpus}",
             f"data.tokenizer={tiny_tokenizer_dir}", "data.seq_len=32", "data.batch_size=8", "data.num_workers=0",
-            "data.val_fraction=0.1", "tokens=7680", "trainer.val_check_interval=10", "trainer.limit_val_batches=4",
+            "data.val_fraction=0.1", "tokens=8448", "trainer.val_check_interval=10", "trainer.limit_val_batches=4",
             "trainer.enable_progress_bar=false", "callbacks.samples.max_new_tokens=8", "optimizer.lr=3e-3"]

@@ -21,7 +21,7 @@ def test_run_dir_holds_every_output(compose_cfg, tiny_run, tmp_path):
 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["error"] is None
-    assert summary["steps"] == 30 and summary["tokens_seen"] == 30 * 8 * 32
+    assert summary["steps"] == 33 and summary["tokens_seen"] == 33 * 8 * 32
     assert summary["params"] == objects["module"].model.num_parameters()
     for key in ("train_loss", "val_loss", "val_bpb", "tokens_per_sec", "peak_memory_mb", "wall_time_s"):
         assert summary[key] > 0, key
@@ -29,7 +29,8 @@ def test_run_dir_holds_every_output(compose_cfg, tiny_run, tmp_path):
 
     rows = read_csv(run_dir / "metrics.csv")
     val_losses = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
-    assert len(val_losses) == 3 and val_losses[-1] < val_losses[0]
+    assert len(val_losses) == 4 and val_losses[-1] < val_losses[0]  # steps 10, 20, 30 and the final 33
+    assert [float(r["val/tokens"]) for r in rows if r.get("val/loss")][-1] == 33 * 8 * 32
     for column in ("train/loss", "train/bpb", "train/ppl", "train/tokens", "train/grad_norm", "train/lr",
                    "val/bpb", "val/ppl", "train/device/items_per_sec"):  # the last from ThroughputMonitor
         assert any(r.get(column) for r in rows), column
@@ -37,7 +38,7 @@ def test_run_dir_holds_every_output(compose_cfg, tiny_run, tmp_path):
     assert 3e-3 >= lrs[0] > lrs[-1] >= 3e-4  # cosine from the peak towards 0.1 of it
 
     assert (run_dir / "config.yaml").is_file() and "Document" not in (run_dir / "config.yaml").read_text()
-    assert (run_dir / "samples.md").read_text().count("## step") == 3
+    assert (run_dir / "samples.md").read_text().count("## step") == 4
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert len(list((run_dir / "checkpoints").glob("step*.ckpt"))) == 1  # best by val/loss
 
@@ -48,7 +49,7 @@ def test_run_dir_holds_every_output(compose_cfg, tiny_run, tmp_path):
     MiniMindForCausalLM(config).load_state_dict(state, strict=True)
     # The Lightning checkpoint is plain data too.
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["global_step"] == 30 and ckpt["tokens_seen"] == 30 * 8 * 32
+    assert ckpt["global_step"] == 33 and ckpt["tokens_seen"] == 33 * 8 * 32
 
 
 @pytest.mark.slow

@@ -40,6 +40,7 @@ class MiniMindModule(LightningModule):
         self.val_metrics = LanguageModelMetrics()
         self.register_buffer("token_bytes", torch.ones(config.vocab_size, dtype=torch.long), persistent=False)
         self.tokens_seen = 0  # across all ranks, restored on resume
+        self.last_validated_step = -1
         self.flops_per_batch = 0  # read by Lightning's ThroughputMonitor
 
     @property
@@ -85,7 +86,9 @@ class MiniMindModule(LightningModule):
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
         self.log_dict({f"val/{k}": v.float() for k, v in values.items()}, prog_bar=True, sync_dist=False)
+        self.log("val/tokens", float(self.tokens_seen))  # x-axis for comparing runs of other batch sizes
         self.val_metrics.reset()
+        self.last_validated_step = self.global_step
 
     def configure_optimizers(self):
         weight_decay = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)

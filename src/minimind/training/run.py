@@ -45,26 +45,30 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides = command_line_overrides()
     summary = RunSummary(run_dir, overrides)
-    objects: dict[str, Any] = {}
+    built: dict[str, Any] = {}
     try:
         model_config = check_training_config(cfg)  # before any data is read
-        _save_config(cfg, run_dir)
+        _write_rank_zero(summary.write)
+        _write_rank_zero(lambda: (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True)))
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         module = MiniMindModule(model_config, optimizer=instantiate(cfg.optimizer),
                                 scheduler=instantiate(cfg.scheduler), compile=cfg.compile,
                                 activation_checkpointing=cfg.activation_checkpointing)
-        summary.update(params=module.model.num_parameters())
-        callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
         loggers = build_loggers(cfg.get("logger"), run_dir, name=cfg.name or ",".join(overrides) or run_dir.name,
                                 group=cfg.group, tags=cfg.tags)
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-        objects.update(datamodule=datamodule, module=module, trainer=trainer)
+        trainer = instantiate(cfg.trainer, logger=loggers,
+                              callbacks=[instantiate(c) for c in cfg.callbacks.values() if c is not None])
+        built.update(datamodule=datamodule, module=module, trainer=trainer)
         for logger in trainer.loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         if cfg.tokens is not None:
             trainer.fit_loop.epoch_loop.max_steps = steps_for_token_budget(cfg, trainer.world_size)
         _check_data_fits_the_run(cfg, datamodule, model_config, trainer.world_size)
+        summary.update(params=module.model.num_parameters(), precision=str(trainer.precision),
+                       world_size=trainer.world_size, device=_device_name(trainer.strategy.root_device),
+                       tokens_per_step=cfg.data.batch_size * cfg.data.seq_len * trainer.world_size
+                       * cfg.trainer.accumulate_grad_batches, cpu_threads=torch.get_num_threads())
 
         ckpt_path = str(last_checkpoint(cfg)) if cfg.ckpt_path == "last" else cfg.ckpt_path
         if ckpt_path is not None:
@@ -73,22 +77,19 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         if trainer.interrupted:
             raise KeyboardInterrupt("training was interrupted")
+        metrics = _finish(trainer, module, datamodule, run_dir)
 
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         _record_outcome(summary, trainer, module, metrics)
         summary.update(status="completed")
-        _export_final_weights(cfg, module, run_dir)
-        return metrics, objects
+        _write_rank_zero(lambda: _export_final_weights(cfg, module, run_dir))
+        return metrics, built
     except BaseException as error:
-        trainer = objects.get("trainer")
-        if trainer is not None and "module" in objects:
-            _record_outcome(summary, trainer, objects["module"], {k: float(v) for k, v in trainer.callback_metrics.items()})
-        interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
-        summary.fail(error, interrupted=interrupted)
+        if "trainer" in built:
+            _record_outcome(summary, built["trainer"], built["module"], _metrics(built["trainer"]))
+        summary.fail(error, interrupted=isinstance(error, (KeyboardInterrupt, SystemExit)))
         raise
     finally:
-        if rank_zero_only.rank == 0:
-            log.info("summary: %s", summary.write())
+        _write_rank_zero(lambda: log.info("summary: %s", summary.write()))
         _finish_wandb()
 
 
@@ -98,11 +99,22 @@ def steps_for_token_budget(cfg: DictConfig, world_size: int) -> int:
     return max(1, math.ceil(cfg.tokens / per_step))
 
 
-@rank_zero_only
+def _finish(trainer, module: MiniMindModule, datamodule, run_dir: Path) -> dict[str, float]:
+    """Validate at the very last step (runs of any batch size then end on a comparable number)
+    and make `last.ckpt` the final state, so resuming a finished run trains nothing twice.
+    Returns the final training and validation metrics."""
+    metrics = _metrics(trainer)
+    if module.last_validated_step != trainer.global_step and trainer.limit_val_batches != 0:
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+        metrics.update(_metrics(trainer))
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    return metrics
+
+
 def _prepare_resume(ckpt_path: str, run_dir: Path) -> None:
     """Drop the metrics rows the resumed run will log again, so metrics.csv reads as one run."""
     step = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
-    trim_metrics_after(run_dir / METRICS_FILE, step)
+    _write_rank_zero(lambda: trim_metrics_after(run_dir / METRICS_FILE, step))
     log.info("resuming from %s (step %d)", ckpt_path, step)
 
 
@@ -122,23 +134,31 @@ def _check_data_fits_the_run(cfg: DictConfig, datamodule, model_config, world_si
             "or add data")
 
 
+def _metrics(trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
 def _record_outcome(summary: RunSummary, trainer, module: MiniMindModule, metrics: dict[str, float]) -> None:
+    summary.update(tokens_seen=module.tokens_seen, steps=trainer.global_step, train_loss=metrics.get("train/loss"),
+                   val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"))
     stats = next((c for c in trainer.callbacks if isinstance(c, RunStatsCallback)), None)
-    summary.update(tokens_seen=module.tokens_seen, steps=trainer.global_step,
-                   train_loss=metrics.get("train/loss"), val_loss=metrics.get("val/loss"),
-                   val_bpb=metrics.get("val/bpb"))
     if stats is not None:
         summary.update(tokens_per_sec=stats.tokens_per_sec(), mfu=stats.mfu(trainer.world_size),
                        peak_memory_mb=stats.peak_memory_mb(trainer.strategy.root_device),
+                       peak_memory_kind=stats.memory_kind(trainer.strategy.root_device),
                        wall_time_s=stats.wall_time_s())
 
 
-@rank_zero_only
-def _save_config(cfg: DictConfig, run_dir: Path) -> None:
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
-@rank_zero_only
+def _write_rank_zero(write) -> None:
+    """Only rank zero writes files and logs summaries (every rank runs train())."""
+    if rank_zero_only.rank == 0:
+        write()
+
+
 def _export_final_weights(cfg: DictConfig, module: MiniMindModule, run_dir: Path) -> None:
     if cfg.export_pth:
         stage = "full_sft" if cfg.data.get("format") == "sft" else "pretrain"

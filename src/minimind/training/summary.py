@@ -10,18 +10,20 @@ import json
 import math
 import os
 import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 FIELDS = ("status", "params", "tokens_seen", "steps", "train_loss", "val_loss", "val_bpb", "tokens_per_sec",
-          "mfu", "peak_memory_mb", "wall_time_s", "overrides", "error")
+          "mfu", "peak_memory_mb", "peak_memory_kind", "wall_time_s", "overrides", "error", "started_at",
+          "finished_at", "precision", "device", "world_size", "tokens_per_step", "cpu_threads")
 
 
 class RunSummary:
     def __init__(self, run_dir: str | Path, overrides: list[str] | None = None):
         self.path = Path(run_dir) / "summary.json"
         self.data: dict[str, Any] = dict.fromkeys(FIELDS)
-        self.data.update(status="running", overrides=list(overrides or []))
+        self.data.update(status="running", overrides=list(overrides or []), started_at=_now())
 
     def update(self, **values: Any) -> None:
         self.data.update({k: _plain(v) for k, v in values.items()})
@@ -31,11 +33,17 @@ class RunSummary:
         self.update(status="interrupted" if interrupted else "failed", error=detail)
 
     def write(self) -> Path:
+        if self.data["status"] != "running":
+            self.data["finished_at"] = self.data["finished_at"] or _now()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.data, indent=2, allow_nan=False) + "\n")
         os.replace(tmp, self.path)
         return self.path
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _plain(value: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import resource
 import time
+from pathlib import Path
 
 import torch
 from lightning.fabric.utilities.throughput import get_available_flops
@@ -33,6 +34,8 @@ class RunStatsCallback(Callback):
         self.available_flops = get_available_flops(trainer.strategy.root_device, dtype)
         if trainer.strategy.root_device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(trainer.strategy.root_device)
+        else:
+            _reset_peak_rss()  # sweep jobs may share a process: measure this job's peak only
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._sync(trainer)
@@ -66,7 +69,29 @@ class RunStatsCallback(Callback):
         """Peak CUDA memory allocated on GPU; peak resident memory of this process on CPU."""
         if device.type == "cuda":
             return torch.cuda.max_memory_allocated(device) / 2**20
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        return _peak_rss_kib() / 1024
+
+    @staticmethod
+    def memory_kind(device: torch.device) -> str:
+        return "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"
 
     def wall_time_s(self) -> float:
         return time.perf_counter() - self.start_time
+
+
+def _reset_peak_rss() -> None:
+    """Linux lets a process reset its high-water mark of resident memory (VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # elsewhere the peak covers the whole process
+
+
+def _peak_rss_kib() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
