@@ -64,7 +64,9 @@ def _take_devices(cfg: DictConfig, stack: ExitStack) -> None:
     if not pool or not pool.get("kind"):
         return
     with open_dict(cfg):
-        if pool.kind == "gpu":
+        if pool.kind == "gpu" and pool.size == 0:
+            log.info("no GPU visible: the jobs run one after another on the CPU")
+        elif pool.kind == "gpu":
             index = stack.enter_context(lease_device(pool.lock_dir, pool.size))
             cfg.trainer.accelerator, cfg.trainer.devices, cfg.trainer.strategy = "gpu", [index], "auto"
         elif pool.kind == "cpu":

@@ -1,0 +1,114 @@
+"""Sweeps end to end on CPU: real `python train.py -m` runs, failures, resumption, the report."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from minimind.paths import CONF_DIR, PROJECT_ROOT
+from minimind.sweeps.resolvers import register
+
+SWEEPS = sorted(p.stem for p in (PROJECT_ROOT / "sweeps").glob("*.yaml"))
+
+
+def launch(args, module=None):
+    command = [sys.executable, *(["-m", module] if module else ["train.py"]), *args]
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def run(args, module=None, timeout=600):
+    process = launch(args, module)
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output[-4000:]
+    return output
+
+
+def summary(run_dir):
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+@pytest.mark.parametrize("scale", ["gpu", "cpu"])
+def test_every_sweep_composes_at_both_scales(sweep, scale):
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        overrides = [f"sweep={sweep}"] + (["experiment=quickstart"] if scale == "cpu" else [])
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    assert cfg.scale == scale and cfg.sweep_name == sweep
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True)
+    assert params and all(str(v) for v in params.values())
+    assert cfg.tokens == cfg.sweep_grid[scale].tokens  # one token budget for every job of the sweep
+    if sweep == "size":
+        grid = {k: str(v).split(",") for k, v in params.items()}
+        guide = ("256", "4", "4")  # the study guide's hidden_size=256, 4 heads, 4 layers
+        assert guide[0] in grid["model.hidden_size"] and guide[1] in grid["model.num_hidden_layers"]
+        assert guide[2] in grid["model.num_attention_heads"]
+
+
+@pytest.mark.slow
+def test_two_job_sweep_with_one_failure_and_its_report(tiny_run, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    # kv heads 3 cannot divide 4 query heads: that job fails, the other must still complete.
+    run(["-m", *tiny_run, "model.num_key_value_heads=2,3", f"hydra.sweep.dir={sweep_dir}", "sweep_name=demo"])
+    ok, failed = summary(sweep_dir / "0"), summary(sweep_dir / "1")
+    assert ok["status"] == "completed" and ok["val_loss"] > 0
+    assert failed["status"] == "failed" and "num_key_value_heads=3" in failed["error"]
+    for job in ("0", "1"):
+        assert f"model.num_key_value_heads={2 if job == '0' else 3}" in summary(sweep_dir / job)["overrides"]
+    group = OmegaConf.load(sweep_dir / "0" / "config.yaml").group
+    assert group.startswith("demo-") and group.endswith(sweep_dir.name)  # one wandb group per sweep
+
+    output = run([str(sweep_dir)], module="minimind.compare")
+    assert "completed" in output and "failed" in output
+    report = (sweep_dir / "report.md").read_text()
+    assert "num_key_value_heads=3" in report and "Failures" in report
+    assert len(list(sweep_dir.glob("*.png"))) >= 3
+
+
+@pytest.mark.slow
+def test_resumed_sweep_skips_completed_jobs_and_continues_interrupted_ones(tiny_run, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", *[o for o in tiny_run if not o.startswith("tokens=")], "tokens=38400",  # 150 steps
+            "callbacks.model_checkpoint.every_n_train_steps=10", "model.hidden_size=32,64",
+            f"hydra.sweep.dir={sweep_dir}"]
+    process = launch(args)
+    second_checkpoint = sweep_dir / "1" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not second_checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert summary(sweep_dir / "0")["status"] == "completed"
+    assert summary(sweep_dir / "1")["status"] == "running"  # killed mid-training
+    first_finished = summary(sweep_dir / "0")["finished_at"]
+
+    output = run(args)
+    assert "already completed; not rerunning it" in output
+    assert "continuing from its last checkpoint" in output
+    assert summary(sweep_dir / "0")["finished_at"] == first_finished
+    resumed = summary(sweep_dir / "1")
+    assert resumed["status"] == "completed" and resumed["steps"] == 150
+
+
+@pytest.mark.slow
+def test_optuna_study_continues_where_it_stopped(tiny_run, tmp_path):
+    import optuna
+
+    searched = [o for o in tiny_run if not o.startswith("optimizer.lr")]
+    args = ["-m", "sweep=optuna", *searched, "tokens=2560", "hydra.sweeper.n_trials=2",
+            f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={tmp_path / 'first'}"]
+    run(args)
+    run(args[:-1] + [f"hydra.sweep.dir={tmp_path / 'second'}"])
+    study = optuna.load_study(study_name="minimind-lr-warmup-gpu", storage=f"sqlite:///{tmp_path}/optuna-studies.db")
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == 4
+    assert all(1e-4 <= t.params["optimizer.lr"] <= 1e-2 for t in finished)
