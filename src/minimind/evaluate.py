@@ -1,0 +1,140 @@
+"""Loss, perplexity and bits per byte of a trained MiniMind on a corpus, exactly as validation computes them.
+
+    python -m minimind.evaluate ckpt=outputs/runs/DATE/TIME            # its run's validation set: = val/loss
+    python -m minimind.evaluate ckpt=RUN_DIR data.path=data/other.jsonl  # another corpus, same settings
+    python -m minimind.evaluate ckpt=RUN_DIR split=all limit_batches=null out=eval.json
+    python -m minimind.evaluate ckpt=pretrain_512.pth model=small data.path=pretrain_hq.jsonl data.tokenizer=model/
+
+The batches come from `MiniMindDataModule.val_dataloader()` and the sums from the same
+`LanguageModelMetrics` as `MiniMindModule.validation_step`, so for a checkpoint of a training
+run the default command reproduces that run's logged `val/loss`, `val/ppl` and `val/bpb`:
+the data settings, `limit_batches` (`trainer.limit_val_batches`) and `precision` default to
+the run's (its `config.yaml`), and `data.<field>=...` on the command line changes them.
+`split=train|all` evaluates the training split (one full pass) or both splits instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from minimind.loading import (cli_errors, command_line_model_config, describe, load_checkpoint, pick_device,
+                              run_config, tokenizer_dir)
+from minimind.model import MiniMindForCausalLM
+from minimind.paths import CONF_DIR
+from minimind.training.metrics import LanguageModelMetrics
+
+SPLITS = ("val", "train", "all")
+
+
+def precision_context(precision: str, device: torch.device) -> tuple[contextlib.AbstractContextManager, torch.dtype]:
+    """Lightning's precision names -> (autocast context, parameter dtype), as the Trainer would run."""
+    precision = str(precision)
+    if precision in ("32", "32-true", "64", "64-true"):
+        return contextlib.nullcontext(), torch.float32
+    if precision in ("bf16-mixed", "bf16", "16-mixed", "16"):
+        dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
+        return torch.autocast(device.type, dtype=dtype), torch.float32
+    if precision in ("bf16-true", "16-true"):
+        return contextlib.nullcontext(), torch.bfloat16 if precision.startswith("bf16") else torch.float16
+    raise ValueError(f"precision={precision!r} is unknown: use 32-true, bf16-mixed, 16-mixed, bf16-true or 16-true")
+
+
+def _batches(loader, limit: int | float | None):
+    """Lightning's `limit_val_batches`: an int caps the count, a float is a fraction, None/1.0 is all."""
+    if isinstance(limit, float) and limit != 1.0:
+        limit = int(len(loader) * limit) if hasattr(loader, "__len__") else None
+    for i, batch in enumerate(loader):
+        if isinstance(limit, int) and not isinstance(limit, bool) and i >= limit:
+            return
+        yield batch
+
+
+@torch.inference_mode()
+def evaluate(model: MiniMindForCausalLM, datamodule: Any, split: str = "val",
+             limit_batches: int | float | None = None, precision: str = "32-true") -> dict[str, float]:
+    """Run `model` over the datamodule's `split` batches; returns loss, ppl, bpb, tokens, batches.
+
+    `datamodule` is a `MiniMindDataModule` (anything with `prepare_data`, `setup`,
+    `val_dataloader`/`train_dataloader` yielding {input_ids, labels} and `token_bytes`).
+    `limit_batches` applies per split, as Lightning's `limit_val_batches` does."""
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} must be one of {SPLITS}")
+    device = next(model.parameters()).device
+    autocast, dtype = precision_context(precision, device)
+    model = model.to(dtype).eval()
+    datamodule.prepare_data()
+    datamodule.setup("validate" if split == "val" else "fit")
+    token_bytes = torch.as_tensor(datamodule.token_bytes, dtype=torch.long, device=device)
+    metrics = LanguageModelMetrics().to(device)
+    loaders = {"val": [datamodule.val_dataloader()], "train": [datamodule.train_dataloader()],
+               "all": [datamodule.train_dataloader(), datamodule.val_dataloader()]}[split]
+    batches = 0
+    with autocast:
+        for loader in loaders:
+            for batch in _batches(loader, limit_batches):
+                input_ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
+                out = model(input_ids, labels=labels)
+                metrics.update(out.loss, labels[:, 1:], token_bytes)
+                batches += 1
+    if batches == 0:
+        raise ValueError(f"the {split} split gave no batches: check data.path, data.val_fraction and limit_batches")
+    values = {k: float(v) for k, v in metrics.compute().items()}
+    return {**values, "tokens": int(metrics.tokens), "bytes": int(metrics.bytes), "batches": batches}
+
+
+def data_config(cfg: DictConfig, run: dict[str, Any] | None, tokenizer: str) -> DictConfig:
+    """The data module's config: the run's `data` (if any) with the command line's `data.*` on top,
+    and the checkpoint's tokenizer unless `data.tokenizer=` was given."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = [o.lstrip("+") for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
+    data_overrides = [o[len("data."):] for o in overrides if o.startswith("data.")]
+    if run is not None and cfg.from_run and isinstance(run.get("data"), dict):
+        data = OmegaConf.merge(OmegaConf.create(run["data"]), OmegaConf.from_dotlist(data_overrides))
+    else:
+        data = cfg.data.copy()
+    with open_dict(data):
+        if not any(o.startswith("tokenizer=") for o in data_overrides):
+            data.tokenizer = tokenizer
+    return data
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
+@cli_errors
+def main(cfg: DictConfig) -> float:
+    device = pick_device(cfg.device)
+    loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), device=device)
+    print(describe(loaded), file=sys.stderr, flush=True)
+    run = run_config(loaded.run_dir) if cfg.from_run else None
+    trainer = (run or {}).get("trainer") or {}
+    limit = cfg.limit_batches if cfg.limit_batches != "run" else trainer.get("limit_val_batches")
+    precision = cfg.precision if cfg.precision != "run" else trainer.get("precision", "32-true")
+    data = data_config(cfg, run, tokenizer_dir(loaded, cfg.tokenizer))
+    datamodule = instantiate(data)
+    if len(datamodule.tokenizer) > loaded.config.vocab_size:
+        raise SystemExit(f"data.tokenizer has {len(datamodule.tokenizer)} tokens, the model {loaded.config.vocab_size}:"
+                         " give the tokenizer the checkpoint was trained with")
+    result = evaluate(loaded.model, datamodule, cfg.split, limit, precision)
+    result.update(ckpt=str(loaded.path), data_path=str(data.path), split=cfg.split, precision=str(precision),
+                  limit_batches=limit, seq_len=int(data.seq_len), batch_size=int(data.batch_size))
+    print(f"{cfg.split} on {data.path}: loss {result['loss']:.4f}  ppl {result['ppl']:.3f}  bpb {result['bpb']:.4f}  "
+          f"({result['batches']} batches, {result['tokens']} tokens, {result['bytes']} bytes, precision {precision})")
+    if cfg.out:
+        out = Path(cfg.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    return result["loss"] if math.isfinite(result["loss"]) else math.nan
+
+
+if __name__ == "__main__":
+    main()
