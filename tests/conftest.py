@@ -1,7 +1,6 @@
 """Shared test set-up: offline, a private cache, and a tiny corpus and tokenizer built once."""
 
 import os
-import random
 from pathlib import Path
 
 import pytest
@@ -9,6 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+from data.helpers import make_conversations, make_texts  # tests/data/helpers.py: made-up English, no copied text
 from minimind.paths import CONF_DIR, PROJECT_ROOT
 
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -18,17 +18,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Test models are tiny: one thread per process is as fast, and several processes (DDP ranks,
 # data workers, sweep jobs) then never oversubscribe the cores, which slows OpenMP ~10x.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-WORDS = ("the a small big red blue green old new cat dog bird fish tree river stone house road light dark "
-         "runs sees finds keeps makes takes gives over under near behind with without and or but because").split()
-
-
-def made_up_texts(n: int, seed: int = 0, min_words: int = 5, max_words: int = 60) -> list[str]:
-    """`n` distinct documents of made-up English ("Document 7. the red cat ..."): no copied text."""
-    rng = random.Random(seed)
-    return [f"Document {i}. " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(min_words, max_words))) + "."
-            for i in range(n)]
-
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory: pytest.TempPathFactory):
@@ -46,7 +35,7 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import json
 
     path = tmp_path_factory.mktemp("tiny-corpus") / "pretrain.jsonl"
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in made_up_texts(600)), encoding="utf-8")
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in make_texts(600)), encoding="utf-8")
     return path
 
 
@@ -56,7 +45,8 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from minimind.data.tokenizer import train_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-tokenizer")
-    return train_tokenizer(made_up_texts(300), 400, out, show_progress=False)
+    chat_turns = [m["content"] for c in make_conversations(50) for m in c]
+    return train_tokenizer(make_texts(300) + chat_turns, 400, out, show_progress=False)
 
 
 @pytest.fixture
