@@ -4,12 +4,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
-
 from data.helpers import make_conversations, make_texts  # tests/data/helpers.py: made-up English, no copied text
-from minimind.paths import CONF_DIR, PROJECT_ROOT
+from compose_train import compose_train
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -61,19 +57,7 @@ def tiny_run(tiny_corpus, tiny_tokenizer_dir):
             "trainer.enable_progress_bar=false", "callbacks.samples.max_new_tokens=8", "optimizer.lr=3e-3"]
 
 
-def compose_train(overrides: list[str] | None = None, run_dir: Path | None = None) -> DictConfig:
-    """conf/train.yaml with `overrides`, its run dir set to `run_dir` (no Hydra run is active)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=list(overrides or []), return_hydra_config=False)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir or "/nonexistent-run-dir")
-        cfg.paths.root_dir = str(PROJECT_ROOT)
-        cfg.paths.log_dir = str((run_dir or Path("/nonexistent-run-dir")) / "logs")
-    return cfg
-
-
-@pytest.fixture
+@pytest.fixture(scope="session")
 def compose_cfg():
     return compose_train
 

@@ -47,7 +47,7 @@ def test_splits_and_limits(trained_run):
 
 
 @pytest.mark.slow
-def test_command_defaults_to_the_runs_validation(trained_run, tmp_path, corpus):
+def test_command_defaults_to_the_runs_validation(trained_run, tmp_path, tiny_corpus):
     run_dir, metrics = trained_run
     out = tmp_path / "eval.json"
     proc = run_tool("evaluate", f"ckpt={run_dir}", f"out={out}")

@@ -11,9 +11,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from minimind.export import ExportError, export_hf, export_minimind
 from minimind.loading import load_checkpoint
-from tools_helpers import run_tool
+from tools_helpers import VOCAB, run_tool
 
-TOKENS = torch.randint(3, 320, (2, 20), generator=torch.Generator().manual_seed(3))
+TOKENS = torch.randint(3, VOCAB, (2, 20), generator=torch.Generator().manual_seed(3))
 LAYOUTS = {"minimind2": ({}, "LlamaForCausalLM", "llama"),
            "minimind3": ({"qk_norm": True, "rms_norm_eps": 1e-6, "head_dim": 24}, "Qwen3ForCausalLM", "qwen3")}
 

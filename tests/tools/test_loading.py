@@ -11,7 +11,7 @@ import torch
 from minimind.checkpoints import save_upstream_pth
 from minimind.loading import CheckpointError, load_checkpoint, resolve_tokenizer
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
-from tools_helpers import run_tool, tiny_config
+from tools_helpers import VOCAB, run_tool, tiny_config
 
 
 def logits(model, length: int = 12) -> torch.Tensor:
@@ -31,7 +31,7 @@ def test_lightning_checkpoint_and_run_dir_load_with_their_own_config(trained_run
     by_dir = load_checkpoint(run_dir)
     by_file = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert by_dir.kind == by_file.kind == "lightning" and by_dir.run_dir == run_dir
-    assert by_dir.config.hidden_size == 64 and by_dir.config.vocab_size == 320
+    assert by_dir.config.hidden_size == 64 and by_dir.config.vocab_size == VOCAB
     torch.testing.assert_close(logits(by_dir.model), logits(by_file.model), rtol=0, atol=0)
     # The run's final upstream .pth (fp16) holds the same weights, rounded; its shape comes from the run's config.yaml.
     pth = load_checkpoint(run_dir / "pretrain_64.pth")
@@ -69,7 +69,7 @@ def test_mismatched_checkpoint_lists_keys_shapes_and_the_fix(make_model, tmp_pat
         load_checkpoint(path, model_config=wrong)
     message = str(error.value)
     assert "missing in the checkpoint (" in message and "model.layers.2.self_attn.q_proj.weight" in message
-    assert "model.embed_tokens.weight: checkpoint (320, 64) vs model (320, 96)" in message
+    assert "model.embed_tokens.weight: checkpoint (400, 64) vs model (400, 96)" in message
     assert "model.layers.0-1.self_attn.q_proj.weight: checkpoint (64, 64) vs model (96, 96)" in message
     assert "model.hidden_size=64" in message and "model.num_hidden_layers=2" in message
     assert "model.intermediate_size=128" in message

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +12,7 @@ import torch
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
 from minimind.paths import PROJECT_ROOT
 
-WORDS = ("the a small big red blue green old new cat dog bird fish tree river stone house road light dark "
-         "runs sees finds keeps makes takes gives over under near behind with and or but because").split()
-VOCAB = 320
-
-
-def make_texts(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [f"Story {i}. " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 40))) + "." for i in range(n)]
+VOCAB = 400  # the size of tests/conftest.py's tiny tokenizer
 
 
 def tiny_config(**overrides) -> MiniMindConfig:
