@@ -210,10 +210,19 @@ class MiniMindDataModule(LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
+    def _run_batches(self) -> int | None:
+        """A streamed corpus has no epochs of its own: one epoch is the whole run (max_steps x
+        accumulation). Knowing that length, Lightning does not read a batch ahead, so the data
+        position in a checkpoint is exactly the batches trained on."""
+        trainer = self.trainer
+        if self.use_cache or trainer is None or trainer.max_steps is None or trainer.max_steps < 0:
+            return None
+        return trainer.max_steps * trainer.accumulate_grad_batches
+
     def _dataset(self, train: bool) -> CachedDataset | StreamingDataset:
         h = self.hparams
         rank, world_size = self._rank()
-        max_batches = None if train else h.max_val_batches
+        max_batches = self._run_batches() if train else h.max_val_batches
         if not train and max_batches is None and self.corpus.streaming and not self.use_cache:
             max_batches = STREAMED_VAL_BATCHES
         if not self.use_cache:

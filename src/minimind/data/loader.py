@@ -50,7 +50,10 @@ class ResumableLoader(StatefulDataLoader):
 
     @property
     def _length(self) -> int | None:
-        return len(self.dataset) if hasattr(self.dataset, "__len__") else None
+        try:
+            return len(self.dataset)
+        except TypeError:  # a stream without an end
+            return None
 
     def _check(self, state: dict[str, Any]) -> None:
         """A position only means something for the data settings it was taken with."""
@@ -59,7 +62,8 @@ class ResumableLoader(StatefulDataLoader):
         if then != now:
             raise DataError(
                 f"the checkpoint's data position was taken with {then}, this run has {now}: resume with the same "
-                "data settings (data.batch_size, data.seq_len, data.num_workers, number of ranks)"
+                "data settings (data.batch_size, data.seq_len, data.num_workers, number of ranks; for a streamed corpus "
+                "also the run's length: tokens / trainer.max_steps)"
             )
 
     def _count(self, batches: Iterator[Any]) -> Iterator[Any]:

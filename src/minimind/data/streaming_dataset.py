@@ -71,6 +71,13 @@ class StreamingDataset(IterableDataset):
         self.ready: list[np.ndarray] = []
         self.fresh = True  # the buffer is seeded per worker on the first iteration
 
+    def __len__(self) -> int:
+        """Batches per epoch when cut to `max_batches`; a bare stream has no length (TypeError, as
+        `len()` protocols expect)."""
+        if self.max_batches is None:
+            raise TypeError("an uncut stream has no length")
+        return self.max_batches
+
     def set_epoch(self, epoch: int) -> None:
         """Training is one endless stream and validation always starts over: nothing to do."""
 

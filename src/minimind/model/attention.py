@@ -90,10 +90,9 @@ class Attention(nn.Module):
             v = torch.cat([past_kv[1], v], dim=2)
         new_kv = (k, v) if use_cache else None
 
-        n_rep = self.num_heads // self.num_kv_heads
-        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
         if self.backend == "eager" or output_attentions:
-            out, weights = self._eager(q, k, v, padding_mask)
+            n_rep = self.num_heads // self.num_kv_heads
+            out, weights = self._eager(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), padding_mask)
         else:
             out, weights = self._sdpa(q, k, v, padding_mask), None
         out = out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)
@@ -101,13 +100,15 @@ class Attention(nn.Module):
 
     def _sdpa(self, q, k, v, padding_mask):
         t, s = q.shape[2], k.shape[2]
-        dropout_p = self.dropout if self.training else 0.0
+        # enable_gqa: the kernel maps each query head to its key/value head itself, so the
+        # K/V heads are never copied H/K times (what repeat_kv does for the eager backend).
+        kwargs = dict(dropout_p=self.dropout if self.training else 0.0, enable_gqa=self.num_heads != self.num_kv_heads)
         if padding_mask is None and t == s:  # the fast path fused kernels are built for
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, **kwargs)
         if padding_mask is None and t == 1:  # one new token sees every cached key
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+            return F.scaled_dot_product_attention(q, k, v, **kwargs)
         bias = attention_bias(padding_mask, t, s, q.dtype, q.device)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, **kwargs)
 
     def _eager(self, q, k, v, padding_mask):
         t, s = q.shape[2], k.shape[2]

@@ -137,8 +137,10 @@ class MiniMindForCausalLM(nn.Module, GenerationMixin):
         logits = self.lm_head(hidden[:, -logits_to_keep:] if logits_to_keep else hidden)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
-                                   ignore_index=-100)
+            # Position t predicts token t+1. Shift the labels, not the logits: slicing the
+            # (B, T, vocab) logits would copy the largest tensor of the step.
+            targets = F.pad(labels[:, 1:], (0, 1), value=-100)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         return CausalLMOutput(logits=logits, loss=loss, aux_loss=aux_loss, past_key_values=cache,
                               attentions=attentions, hidden_states=hidden)
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import torch
 from lightning import LightningModule
-from lightning.pytorch.utilities import grad_norm
+from lightning.pytorch.strategies import FSDPStrategy
 
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
 from minimind.model.flops import training_flops_per_token
@@ -75,9 +75,18 @@ class MiniMindModule(LightningModule):
             self.log("train/aux_loss", out.aux_loss, batch_size=input_ids.shape[0])
         return out.loss + out.aux_loss
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # Before clipping, so the logged norm shows what clipping had to deal with.
-        self.log("train/grad_norm", grad_norm(self.model, norm_type=2)["grad_2.0_norm_total"])
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val=None,
+                                    gradient_clip_algorithm=None) -> None:
+        """Measure the gradient norm (logged, before clipping) and clip with that same number:
+        one pass over the gradients instead of two. Sharded strategies keep their own clipping."""
+        if isinstance(self.trainer.strategy, FSDPStrategy) or gradient_clip_algorithm == "value":
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        parameters = [p for p in self.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+        self.log("train/grad_norm", norm)
+        if gradient_clip_val:
+            torch.nn.utils.clip_grads_with_norm_(parameters, gradient_clip_val, norm)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self.model(batch["input_ids"], labels=batch["labels"])

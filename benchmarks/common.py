@@ -1,0 +1,70 @@
+"""Timing and reporting helpers shared by the benchmarks: medians of repeats, machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Measurement:
+    """Repeated measurements of one quantity; reported as median [min, max]."""
+
+    name: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def cell(self, fmt: str = ",.0f") -> str:
+        if not self.values:
+            return "n/a"
+        return f"{self.median:{fmt}} [{min(self.values):{fmt}}, {max(self.values):{fmt}}]"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+
+
+def machine_facts(device: torch.device) -> dict[str, str]:
+    facts = {"python": platform.python_version(), "torch": torch.__version__,
+             "cpu": _cpu_name(), "cpu threads": str(torch.get_num_threads()),
+             "os cpus": str(len(os.sched_getaffinity(0)))}
+    if device.type == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(device)
+    import lightning
+
+    facts["lightning"] = lightning.__version__
+    return facts
+
+
+def _cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or "unknown"
