@@ -28,6 +28,10 @@ def main(cfg: DictConfig) -> float:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return run_sweep_job(cfg, train, command_line_overrides())
     metrics, _ = train(cfg)
+    run_dir = cfg.paths.output_dir
+    print(f"\nrun dir:  {run_dir}\nsummary:  {run_dir}/summary.json  (val_loss {metrics.get('val/loss', math.nan):.4f})"
+          f"\nsamples:  {run_dir}/samples.md\nresume:   python train.py ckpt_path=last hydra.run.dir={run_dir}"
+          f"\ngenerate: python -m minimind.generate ckpt={run_dir} prompt=...")
     return metrics.get("val/loss", math.nan)
 
 

@@ -93,12 +93,17 @@ def lightning_loop(cfg: MiniMindConfig, data: list[dict], warmup: int, precision
 
 
 def compare(cfg: MiniMindConfig, batch_size: int, seq_len: int, steps: int, warmup: int, repeats: int,
-            precision: str, device: torch.device, compile: bool = False) -> tuple[Measurement, Measurement]:
+            precision: str, device: torch.device,
+            compile: bool = False) -> tuple[Measurement, Measurement, Measurement]:
+    """(plain tokens/s, Lightning tokens/s, Lightning / plain). The ratio is taken per repeat, of two
+    runs back to back: a shared machine's speed drifts by more than the difference measured here."""
     data = batches(cfg, batch_size, seq_len, warmup + steps, device)
     suffix = " +compile" if compile else ""
     plain = Measurement(f"plain PyTorch loop{suffix}", "tokens/s")
     ours = Measurement(f"Lightning MiniMindModule{suffix}", "tokens/s")
+    ratio = Measurement("Lightning / plain", "")
     for _ in range(repeats):
         plain.values.append(plain_loop(cfg, data, warmup, precision, device, compile))
         ours.values.append(lightning_loop(cfg, data, warmup, precision, device, compile))
-    return plain, ours
+        ratio.values.append(ours.values[-1] / plain.values[-1])
+    return plain, ours, ratio
