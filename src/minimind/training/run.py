@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,10 @@ from minimind.training.summary import RunSummary
 
 log = logging.getLogger(__name__)
 register_resolvers()  # the composed config refers to them (launcher group)
+# Two warnings that say nothing to act on: our IterableDatasets' __len__ is exact per rank and
+# worker by construction, and Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates.
+warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 def command_line_overrides() -> list[str]:

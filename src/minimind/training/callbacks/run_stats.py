@@ -1,8 +1,9 @@
 """Measures what a run summary reports: steady-state tokens/s, MFU, peak memory, wall time.
 
-Throughput counts training steps only: the first `warmup_steps` (compilation, allocator
-and data-loader start-up) and all validation time are left out, so the figure is the
-rate a longer run would sustain.
+Throughput counts training steps only, measured end to end (data loading included): the
+first `warmup_steps` (compilation, allocator and data-loader start-up) and all validation
+time are left out, so the figure is the rate a longer run would sustain. No device sync is
+added per step; over many steps the asynchronous queue's depth does not matter.
 """
 
 from __future__ import annotations
@@ -24,36 +25,30 @@ class RunStatsCallback(Callback):
         self.steady_seconds = 0.0
         self.steady_flops = 0.0
         self.available_flops: float | None = None
-        self._step_started: float | None = None
+        self._last_step_end: float | None = None
         self._steps_seen = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
-        dtype = {"bf16-true": torch.bfloat16, "16-true": torch.float16}.get(str(trainer.precision), torch.float32)
-        if "mixed" in str(trainer.precision):
-            dtype = torch.bfloat16 if "bf16" in str(trainer.precision) else torch.float16
+        precision = str(trainer.precision)
+        dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if precision.startswith("16") else torch.float32
         self.available_flops = get_available_flops(trainer.strategy.root_device, dtype)
         if trainer.strategy.root_device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(trainer.strategy.root_device)
         else:
             _reset_peak_rss()  # sweep jobs may share a process: measure this job's peak only
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._sync(trainer)
-        self._step_started = time.perf_counter()
-
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._sync(trainer)
+        # End to end of consecutive steps: data loading counts, as it does for the run's length.
+        now = time.perf_counter()
         self._steps_seen += 1
-        if self._step_started is None or self._steps_seen <= self.warmup_steps:
-            return
-        self.steady_seconds += time.perf_counter() - self._step_started
-        self.steady_tokens += batch["input_ids"].numel() * trainer.world_size
-        self.steady_flops += pl_module.flops_per_batch * trainer.world_size
+        if self._last_step_end is not None and self._steps_seen > self.warmup_steps:
+            self.steady_seconds += now - self._last_step_end
+            self.steady_tokens += batch["input_ids"].numel() * trainer.world_size
+            self.steady_flops += pl_module.flops_per_batch * trainer.world_size
+        self._last_step_end = now
 
-    @staticmethod
-    def _sync(trainer) -> None:
-        if trainer.strategy.root_device.type == "cuda":
-            torch.cuda.synchronize()
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._last_step_end = None  # validation is not training time: skip the step that spans it
 
     def tokens_per_sec(self) -> float | None:
         return self.steady_tokens / self.steady_seconds if self.steady_seconds > 0 else None
