@@ -1,7 +1,7 @@
 """Train MiniMind.
 
     python train.py                                   # MiniMind2-small on the embedded corpus
-    python train.py experiment=quickstart             # the 5-minute CPU demo (what `make train` runs)
+    python train.py experiment=quickstart             # the 4-minute CPU demo (what `make train` runs)
     python train.py model=small trainer.precision=bf16
     python train.py model=tiny attention=mqa model.hidden_size=256 tokens=20_000_000
     python train.py data.path=data/pretrain_hq.jsonl data.tokenizer=model/   # upstream data and tokenizer
