@@ -30,4 +30,4 @@ test: setup ## run the whole test suite
 	$(PY) -m pytest
 
 clean: ## remove run outputs and caches (keeps .venv)
-	rm -rf outputs multirun .pytest_cache
+	rm -rf outputs .pytest_cache

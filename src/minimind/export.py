@@ -163,7 +163,6 @@ def generation_config(config: MiniMindConfig, tokenizer) -> dict[str, Any]:
 def verify_hf(folder: Path, model: MiniMindForCausalLM, dtype: torch.dtype, atol: float = VERIFY_ATOL) -> float:
     """Load `folder` with plain transformers and compare its logits to ours; returns the max difference."""
     from transformers import AutoModelForCausalLM
-
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the "Loading weights" bar

@@ -67,7 +67,7 @@ def component(name: str) -> str:
     return "other"
 
 
-def parameter_breakdown(model: MiniMindForCausalLM) -> dict[str, int]:
+def tensor_breakdown(model: MiniMindForCausalLM) -> dict[str, int]:
     """Parameter counts by component, from the model's actual tensors; a tied lm_head counts 0
     (it is the embedding matrix). Sums to `model.num_parameters()`."""
     counts: dict[str, int] = {}
@@ -260,7 +260,7 @@ def inspect_model(model: MiniMindForCausalLM, tokenizer, prompt: str, out_dir: s
     figures = [str(plot_attention(w[0].float().cpu(), labels, i, config.num_key_value_heads,
                                   out / f"attention_layer_{i:02d}.png"))
                for i, w in enumerate(result.attentions)]
-    breakdown = parameter_breakdown(model)
+    breakdown = tensor_breakdown(model)
     plot_parameters(breakdown, config.tie_word_embeddings, out / "parameters.png")
     report = {
         "source": source, "config": config.to_dict(), "parameters": breakdown,

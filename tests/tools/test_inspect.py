@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from minimind.inspect import gqa_comparison, inspect_model, parameter_breakdown
+from minimind.inspect import gqa_comparison, inspect_model, tensor_breakdown
 from minimind.model.params import parameter_breakdown as config_breakdown
 from tools_helpers import run_tool, tiny_config
 
@@ -45,7 +45,7 @@ def test_writes_one_heatmap_per_layer_the_chart_and_the_summary(make_model, toke
                                        {"use_moe": True, "n_shared_experts": 1}])
 def test_parameter_breakdown_adds_up(make_model, overrides):
     model = make_model(**overrides)
-    parts = parameter_breakdown(model)
+    parts = tensor_breakdown(model)
     cfg = model.config
     assert sum(parts.values()) == model.num_parameters() == config_breakdown(cfg)["total"]
     assert parts["embedding"] == cfg.vocab_size * cfg.hidden_size

@@ -35,9 +35,11 @@ def test_precision_options_set_the_trainer(compose_cfg, precision, lightning_nam
     assert compose_cfg([f"precision={precision}"]).trainer.precision == lightning_name
 
 
-def test_card_command_line_sets_precision_directly(compose_cfg):
-    cfg = compose_cfg(["model=small", "trainer.precision=bf16"])
-    assert cfg.trainer.precision == "bf16" and cfg.model.hidden_size == 512
+@pytest.mark.parametrize("overrides", [["model=small", "trainer.precision=bf16"], ["model=small", "precision=bf16"]])
+def test_card_command_line_and_precision_group_give_the_same_trainer(compose_cfg, overrides, tmp_path):
+    cfg = compose_cfg(overrides + ["trainer=cpu"], run_dir=tmp_path)
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert str(trainer.precision) == "bf16-mixed" and cfg.model.hidden_size == 512
 
 
 @pytest.mark.parametrize("trainer", [t for t in options("trainer")
@@ -58,11 +60,19 @@ def test_gpu_trainer_configs_are_complete(compose_cfg):
 @pytest.mark.parametrize("optimizer", options("optimizer"))
 @pytest.mark.parametrize("scheduler", options("scheduler"))
 def test_optimizer_and_scheduler_options(compose_cfg, optimizer, scheduler):
-    cfg = compose_cfg([f"optimizer={optimizer}", f"scheduler={scheduler}"])
+    cfg = compose_cfg([f"optimizer={optimizer}", f"scheduler={scheduler}", "optimizer.lr=0.01"])
     opt = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2, 2))])
-    scheduler = instantiate(cfg.scheduler)(opt, total_steps=10)
-    opt.step()
-    scheduler.step()
+    schedule = instantiate(cfg.scheduler)(opt, total_steps=100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert max(lrs) == pytest.approx(0.01) and min(lrs) > 0
+    if scheduler == "constant":
+        assert lrs[-1] == pytest.approx(0.01)
+    else:  # both cosines end near 0.1 of the peak
+        assert lrs[-1] == pytest.approx(0.001, rel=0.05)
 
 
 @pytest.mark.parametrize("logger", options("logger"))

@@ -1,8 +1,8 @@
 """Where a model's parameters are, computed from its config alone (no weights needed).
 
-Used by the comparison report and the inspection tool, so both tell the same story:
-at MiniMind's sizes the 6400-token embedding is a large share, and GQA trims the k/v
-projections and, more importantly for generation, the KV cache.
+Used by the comparison report (the inspection tool counts the loaded tensors themselves,
+and its tests check the two agree): at MiniMind's sizes the 6400-token embedding is a large
+share, and GQA trims the k/v projections and, more importantly for generation, the KV cache.
 """
 
 from __future__ import annotations
