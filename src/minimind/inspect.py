@@ -22,6 +22,7 @@ library's `inspect` is never shadowed.)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -85,8 +86,9 @@ def gqa_comparison(config: MiniMindConfig) -> dict[str, Any]:
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
     kv_params = 2 * layers * hidden * kv_heads * head_dim  # k_proj and v_proj of every layer
     mha_kv_params = 2 * layers * hidden * heads * head_dim
-    cache = {label: {"gqa": kv_cache_bytes_per_token(config, n),
-                     "mha": 2 * layers * heads * head_dim * n} for label, n in BYTES_PER_ELEMENT.items()}
+    mha = dataclasses.replace(config, num_key_value_heads=heads)
+    cache = {label: {"gqa": kv_cache_bytes_per_token(config, n), "mha": kv_cache_bytes_per_token(mha, n)}
+             for label, n in BYTES_PER_ELEMENT.items()}
     return {
         "num_attention_heads": heads, "num_key_value_heads": kv_heads, "queries_per_kv_head": heads // kv_heads,
         "kind": "MHA" if kv_heads == heads else "MQA" if kv_heads == 1 else "GQA",
