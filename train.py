@@ -1,39 +1,10 @@
-"""Train MiniMind.
+"""Train MiniMind from a checkout: `python train.py [group=option ...] [key=value ...]`.
 
-    python train.py                                   # MiniMind2-small on the embedded corpus
-    python train.py experiment=quickstart             # the 4-minute CPU demo (what `make train` runs)
-    python train.py model=small trainer.precision=bf16
-    python train.py model=tiny attention=mqa model.hidden_size=256 tokens=20_000_000
-    python train.py data.path=data/pretrain_hq.jsonl data.tokenizer=model/   # upstream data and tokenizer
-    python train.py ckpt_path=last hydra.run.dir=outputs/runs/2026-01-01/12-00-00-000000   # resume
-    python train.py -m sweep=size                     # a sweep, one job per GPU (see sweeps/)
-    python train.py -m sweep=size experiment=quickstart                      # the same at CPU size
-    python train.py --help / --cfg job                                       # groups / resolved config
+The same as `minimind-train` / `python -m minimind.train` (see src/minimind/train.py for examples);
+the configuration ships inside the package (src/minimind/conf/, also reachable as ./conf).
 """
 
-import math
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
-
-from minimind.sweeps.jobs import run_sweep_job
-from minimind.training.run import command_line_overrides, train
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float:
-    """Returns the final validation loss, the value a sweeper minimises."""
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        return run_sweep_job(cfg, train, command_line_overrides())
-    metrics, _ = train(cfg)
-    run_dir = cfg.paths.output_dir
-    print(f"\nrun dir:  {run_dir}\nsummary:  {run_dir}/summary.json  (val_loss {metrics.get('val/loss', math.nan):.4f})"
-          f"\nsamples:  {run_dir}/samples.md\nresume:   python train.py ckpt_path=last hydra.run.dir={run_dir}"
-          f"\ngenerate: python -m minimind.generate ckpt={run_dir} prompt=...")
-    return metrics.get("val/loss", math.nan)
-
+from minimind.train import main
 
 if __name__ == "__main__":
     main()

@@ -44,7 +44,11 @@ def timed(fn, device: torch.device) -> float:
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
-    return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    """The autocast dtype of a Lightning precision string (None: no autocast), read as the Trainer reads it."""
+    from minimind.precision import parse_precision
+
+    parsed = parse_precision(precision)
+    return parsed.compute_dtype if parsed.mixed else None
 
 
 def machine_facts(device: torch.device) -> dict[str, str]:

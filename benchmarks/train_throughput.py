@@ -16,7 +16,8 @@ import torch
 from common import Measurement, autocast_dtype, synchronize
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
 from minimind.training.module import MiniMindModule
-from minimind.training.optim import build_scheduler, param_groups
+from minimind.training.callbacks import RunStatsCallback
+from minimind.training.optim import param_groups, warmup_cosine
 
 LR, WEIGHT_DECAY, CLIP = 5e-4, 0.1, 1.0
 
@@ -38,7 +39,7 @@ def plain_loop(cfg: MiniMindConfig, data: list[dict], warmup: int, precision: st
     if compile:
         model.compile()
     optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=LR, betas=(0.9, 0.95))
-    scheduler = build_scheduler(optimizer, total_steps=len(data))
+    scheduler = warmup_cosine(optimizer, total_steps=len(data))
     dtype = autocast_dtype(precision)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     start = None
@@ -77,14 +78,15 @@ class _Timer(L.Callback):
 
 def lightning_loop(cfg: MiniMindConfig, data: list[dict], warmup: int, precision: str, device: torch.device,
                    compile: bool = False) -> float:
-    """tokens/s of `MiniMindModule` under a Lightning Trainer, with its real per-step logging."""
+    """tokens/s of `MiniMindModule` under a Lightning Trainer, with its real per-step logging and the
+    run's throughput/MFU measurement (RunStatsCallback)."""
     torch.manual_seed(0)
-    module = MiniMindModule(cfg, optimizer=partial(torch.optim.AdamW, lr=LR, betas=(0.9, 0.95),
-                                                   weight_decay=WEIGHT_DECAY), compile=compile)
+    module = MiniMindModule(cfg, optimizer=partial(torch.optim.AdamW, lr=LR, betas=(0.9, 0.95)),
+                            weight_decay=WEIGHT_DECAY, compile=compile)
     timer = _Timer(warmup)
     trainer = L.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=len(data),
                         gradient_clip_val=CLIP, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer, RunStatsCallback()],
                         num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=10)
     loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False)
     trainer.fit(module, train_dataloaders=loader)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from data.helpers import make_conversations, make_texts  # tests/data/helpers.py: made-up English, no copied text
-from compose_train import compose_train
+from compose_train import TRAIN_OVERRIDES, compose_train
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -61,3 +61,13 @@ def tiny_run(tiny_corpus, tiny_tokenizer_dir):
 def compose_cfg():
     return compose_train
 
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path, tiny_tokenizer_dir: Path):
+    """A real short training run (conf/train.yaml shrunk): (run dir, its final metrics)."""
+    from minimind.training.run import train
+
+    run_dir = tmp_path_factory.mktemp("run")
+    overrides = TRAIN_OVERRIDES + [f"data.path={tiny_corpus}", f"data.tokenizer={tiny_tokenizer_dir}"]
+    metrics, _ = train(compose_train(overrides, run_dir=run_dir))
+    return run_dir, metrics

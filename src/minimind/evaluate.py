@@ -15,38 +15,27 @@ the run's (its `config.yaml`), and `data.<field>=...` on the command line change
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from minimind.loading import (cli_errors, command_line_model_config, describe, load_checkpoint, pick_device,
-                              run_config, tokenizer_dir)
+from minimind.checkpoints import load_checkpoint
+from minimind.checkpoints.load import tokenizer_dir
+from minimind.cli import command_line_model_config, describe, hydra_app, pick_device
+from minimind.data.tokenizer import check_vocab_fits
+from minimind.errors import ToolError
 from minimind.model import MiniMindForCausalLM
-from minimind.paths import CONF_DIR
+from minimind.precision import parse_precision
+from minimind.runs import command_line_overrides, overrides_under, run_config
 from minimind.training.metrics import LanguageModelMetrics
 
 SPLITS = ("val", "train", "all")
-
-
-def precision_context(precision: str, device: torch.device) -> tuple[contextlib.AbstractContextManager, torch.dtype]:
-    """Lightning's precision names -> (autocast context, parameter dtype), as the Trainer would run."""
-    precision = str(precision)
-    if precision in ("32", "32-true", "64", "64-true"):
-        return contextlib.nullcontext(), torch.float32
-    if precision in ("bf16-mixed", "bf16", "16-mixed", "16"):
-        dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
-        return torch.autocast(device.type, dtype=dtype), torch.float32
-    if precision in ("bf16-true", "16-true"):
-        return contextlib.nullcontext(), torch.bfloat16 if precision.startswith("bf16") else torch.float16
-    raise ValueError(f"precision={precision!r} is unknown: use 32-true, bf16-mixed, 16-mixed, bf16-true or 16-true")
 
 
 def _batches(loader, limit: int | float | None):
@@ -68,10 +57,11 @@ def evaluate(model: MiniMindForCausalLM, datamodule: Any, split: str = "val",
     `val_dataloader`/`train_dataloader` yielding {input_ids, labels} and `token_bytes`).
     `limit_batches` applies per split, as Lightning's `limit_val_batches` does."""
     if split not in SPLITS:
-        raise ValueError(f"split={split!r} must be one of {SPLITS}")
+        raise ToolError(f"split={split!r} must be one of {SPLITS}")
     device = next(model.parameters()).device
-    autocast, dtype = precision_context(precision, device)
-    model = model.to(dtype).eval()
+    precision = parse_precision(precision)
+    autocast = precision.autocast(device)
+    model = model.to(precision.param_dtype).eval()
     datamodule.prepare_data()
     datamodule.setup("validate" if split == "val" else "fit")
     token_bytes = torch.as_tensor(datamodule.token_bytes, dtype=torch.long, device=device)
@@ -87,7 +77,7 @@ def evaluate(model: MiniMindForCausalLM, datamodule: Any, split: str = "val",
                 metrics.update(out.loss, labels[:, 1:], token_bytes)
                 batches += 1
     if batches == 0:
-        raise ValueError(f"the {split} split gave no batches: check data.path, data.val_fraction and limit_batches")
+        raise ToolError(f"the {split} split gave no batches: check data.path, data.val_fraction and limit_batches")
     values = {k: float(v) for k, v in metrics.compute().items()}
     return {**values, "tokens": int(metrics.tokens), "bytes": int(metrics.bytes), "batches": batches}
 
@@ -95,10 +85,7 @@ def evaluate(model: MiniMindForCausalLM, datamodule: Any, split: str = "val",
 def data_config(cfg: DictConfig, run: dict[str, Any] | None, tokenizer: str) -> DictConfig:
     """The data module's config: the run's `data` (if any) with the command line's `data.*` on top,
     and the checkpoint's tokenizer unless `data.tokenizer=` was given."""
-    from hydra.core.hydra_config import HydraConfig
-
-    overrides = [o.lstrip("+") for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
-    data_overrides = [o[len("data."):] for o in overrides if o.startswith("data.")]
+    data_overrides = overrides_under(command_line_overrides(), "data")
     if run is not None and cfg.from_run and isinstance(run.get("data"), dict):
         data = OmegaConf.merge(OmegaConf.create(run["data"]), OmegaConf.from_dotlist(data_overrides))
     else:
@@ -109,8 +96,7 @@ def data_config(cfg: DictConfig, run: dict[str, Any] | None, tokenizer: str) -> 
     return data
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
-@cli_errors
+@hydra_app("evaluate")
 def main(cfg: DictConfig) -> float:
     device = pick_device(cfg.device)
     loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), device=device)
@@ -121,9 +107,8 @@ def main(cfg: DictConfig) -> float:
     precision = cfg.precision if cfg.precision != "run" else trainer.get("precision", "32-true")
     data = data_config(cfg, run, tokenizer_dir(loaded, cfg.tokenizer))
     datamodule = instantiate(data)
-    if len(datamodule.tokenizer) > loaded.config.vocab_size:
-        raise SystemExit(f"data.tokenizer has {len(datamodule.tokenizer)} tokens, the model {loaded.config.vocab_size}:"
-                         " give the tokenizer the checkpoint was trained with")
+    check_vocab_fits(len(datamodule.tokenizer), loaded.config.vocab_size,
+                     fix="give data.tokenizer= the tokenizer the checkpoint was trained with")
     result = evaluate(loaded.model, datamodule, cfg.split, limit, precision)
     result.update(ckpt=str(loaded.path), data_path=str(data.path), split=cfg.split, precision=str(precision),
                   limit_batches=limit, seq_len=int(data.seq_len), batch_size=int(data.batch_size))

@@ -16,7 +16,7 @@ equivalent and are refused (export them with `format=minimind`).
 
 `format=minimind` writes upstream MiniMind's release form: `<stage>_<hidden>[_moe].pth`
 (`{name: tensor.half()}`), the tokenizer in MiniMind's format and `minimind_config.json`
-(the model's shape, upstream field names), from which `minimind.loading` reads the shape back.
+(the model's shape, upstream field names), from which `minimind.checkpoints` reads the shape back.
 (Not `config.json`: transformers' AutoTokenizer would read that one and warn about the model type.)
 
 Every write goes to a temporary directory beside `out` that is renamed into place at the end.
@@ -25,61 +25,22 @@ Every write goes to a temporary directory beside `out` that is renamed into plac
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
-from minimind.checkpoints import save_upstream_pth, upstream_pth_name
-from minimind.loading import (MINIMIND_CONFIG, ToolError, cli_errors, command_line_model_config, describe,
-                              load_checkpoint, pick_dtype, resolve_tokenizer)
+from minimind.checkpoints import (MINIMIND_CONFIG, load_checkpoint, resolve_tokenizer, save_upstream_pth,
+                                  upstream_pth_name)
+from minimind.checkpoints.hf import ExportError, hf_config, hf_state_dict, minimind_config_json
+from minimind.cli import command_line_model_config, describe, hydra_app, pick_dtype
+from minimind.files import AtomicDir
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
-from minimind.paths import CONF_DIR
 
 FORMATS = ("hf", "minimind")
 VERIFY_ATOL = 1e-4
-
-
-class ExportError(ToolError):
-    """An export that cannot be done faithfully; the message says why and what to do instead."""
-
-
-# --- writing directories atomically ---------------------------------------------------------------
-
-class AtomicDir:
-    """`with AtomicDir(out) as tmp:` write into tmp; on success tmp replaces `out`, on error nothing changes."""
-
-    def __init__(self, out: str | Path, overwrite: bool = False):
-        self.out = Path(out).expanduser().resolve()
-        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())) and not overwrite:
-            raise ExportError(f"out={self.out} exists and is not empty: choose another out= or pass overwrite=true")
-
-    def __enter__(self) -> Path:
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
-        return self.tmp
-
-    def __exit__(self, kind, error, tb) -> None:
-        if error is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        old = None
-        if self.out.exists():  # move the old one aside first: a rename never merges directories
-            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            os.replace(self.out, old)
-        mask = os.umask(0)
-        os.umask(mask)
-        for path in [self.tmp, *self.tmp.rglob("*")]:  # mkdtemp/mkstemp make them private (0700/0600)
-            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
-        os.replace(self.tmp, self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def save_tokenizer(tokenizer, folder: Path) -> None:
@@ -97,58 +58,6 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
 
 
 # --- Hugging Face -----------------------------------------------------------------------------------
-
-def hf_config(config: MiniMindConfig, dtype: torch.dtype) -> dict[str, Any]:
-    """config.json for transformers' Llama (MiniMind2 layout) or Qwen3 (q/k norm layout)."""
-    from transformers import LlamaConfig, Qwen3Config
-
-    if config.use_moe:
-        raise ExportError(
-            "format=hf: this is a mixture-of-experts model, which has no dense LlamaForCausalLM / Qwen3ForCausalLM "
-            "equivalent (transformers' MoE classes lay experts out differently and MiniMind2-MoE's shared expert "
-            "has no Qwen3-MoE counterpart), so it is not exported rather than exported wrong. "
-            "Use format=minimind for an upstream .pth instead.")
-    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": config.rope_theta}
-    if config.rope_scaling is not None:
-        s = config.rope_scaling
-        rope = {"rope_type": "yarn", "rope_theta": config.rope_theta, "factor": float(s.get("factor", 16)),
-                "original_max_position_embeddings": s.get("original_max_position_embeddings", 2048),
-                "beta_fast": float(s.get("beta_fast", 32.0)), "beta_slow": float(s.get("beta_slow", 1.0)),
-                "attention_factor": float(s.get("attention_factor", 1.0))}
-    common = dict(vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-                  intermediate_size=config.intermediate_size, num_hidden_layers=config.num_hidden_layers,
-                  num_attention_heads=config.num_attention_heads, num_key_value_heads=config.num_key_value_heads,
-                  head_dim=config.head_dim, max_position_embeddings=config.max_position_embeddings,
-                  rms_norm_eps=config.rms_norm_eps, hidden_act=config.hidden_act,
-                  tie_word_embeddings=config.tie_word_embeddings, attention_bias=False, attention_dropout=0.0,
-                  bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
-                  pad_token_id=config.pad_token_id, initializer_range=config.initializer_range,
-                  rope_parameters=rope)
-    if config.qk_norm:
-        hf = Qwen3Config(**common, use_sliding_window=False)
-        architecture = "Qwen3ForCausalLM"
-    else:
-        hf = LlamaConfig(**common, mlp_bias=False)
-        architecture = "LlamaForCausalLM"
-    # The non-default fields transformers itself would save, plus every field a reader looks for
-    # (and the two top-level keys transformers 4.x reads: rope_theta, torch_dtype).
-    name = str(dtype).removeprefix("torch.")
-    data = {"architectures": [architecture], "model_type": hf.model_type, **hf.to_diff_dict(), **common,
-            "rope_theta": config.rope_theta, "torch_dtype": name, "dtype": name}
-    data.pop("transformers_version", None)
-    data["transformers_version"] = hf.to_dict().get("transformers_version")
-    if config.rope_scaling is not None:
-        data["rope_scaling"] = dict(rope)
-    return data
-
-
-def hf_state_dict(model: MiniMindForCausalLM, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Our state dict is already transformers' (same names); a tied lm_head is left out, as transformers does."""
-    state = {k: v.detach().to("cpu", dtype).contiguous().clone() for k, v in model.state_dict().items()}
-    if model.config.tie_word_embeddings:
-        state.pop("lm_head.weight")
-    return state
-
 
 def generation_config(config: MiniMindConfig, tokenizer) -> dict[str, Any]:
     """Sampling defaults (upstream MiniMind's), stopping at `<|im_end|>` and at `<|endoftext|>`."""
@@ -211,18 +120,16 @@ def export_minimind(model: MiniMindForCausalLM, tokenizer, out_dir: str | Path, 
     name = upstream_pth_name(model.config, stage)
     with target as tmp:
         save_upstream_pth(model, tmp / name)
-        config = {"model_type": "minimind", "architectures": ["MiniMindForCausalLM"], **model.config.to_dict()}
-        (tmp / MINIMIND_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        (tmp / MINIMIND_CONFIG).write_text(json.dumps(minimind_config_json(model.config), indent=2) + "\n")
         if tokenizer is not None:
             save_tokenizer(tokenizer, tmp)
     return {"out": target.out, "weights": target.out / name, "files": sorted(p.name for p in target.out.iterdir())}
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
-@cli_errors
+@hydra_app("export")
 def main(cfg: DictConfig) -> None:
     if cfg.format not in FORMATS:
-        raise SystemExit(f"format={cfg.format!r}: choose one of {FORMATS}")
+        raise ExportError(f"format={cfg.format!r}: choose one of {FORMATS}")
     loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg))
     print(describe(loaded), file=sys.stderr, flush=True)
     tokenizer = resolve_tokenizer(loaded, cfg.tokenizer)

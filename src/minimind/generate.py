@@ -7,7 +7,7 @@
     python -m minimind.generate ckpt=exported_hf_dir prompt="..." top_k=20 top_p=0.9 seed=1
 
 `ckpt=` is a Lightning `.ckpt`, a training run dir, an upstream `.pth` (shape from
-`model=PRESET model.<field>=...`) or a Hugging Face directory; see `minimind.loading`.
+`model=PRESET model.<field>=...`) or a Hugging Face directory; see `minimind.checkpoints`.
 `temperature=0` decodes greedily (deterministic). Prompt mode continues raw text and stops
 at `<|endoftext|>`; chat mode renders the whole history with the tokenizer's chat template
 (`add_generation_prompt=True`) before each reply and stops at `<|im_end|>`. In chat mode a
@@ -21,15 +21,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from transformers import PreTrainedTokenizerFast, TextStreamer
 
-from minimind.loading import (cli_errors, command_line_model_config, describe, load_checkpoint, pick_device,
-                              pick_dtype, resolve_tokenizer)
+from minimind.checkpoints import load_checkpoint, resolve_tokenizer
+from minimind.cli import command_line_model_config, describe, hydra_app, pick_device, pick_dtype
+from minimind.errors import ToolError
 from minimind.model import MiniMindForCausalLM
-from minimind.paths import CONF_DIR
 
 
 @dataclass
@@ -147,8 +146,7 @@ def _stdin_turns(prompt: str | None) -> Iterable[str]:
         yield line
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="generate")
-@cli_errors
+@hydra_app("generate")
 def main(cfg: DictConfig) -> None:
     device = pick_device(cfg.device)
     loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), dtype=pick_dtype(cfg.dtype, device),
@@ -163,7 +161,7 @@ def main(cfg: DictConfig) -> None:
              show_prompt=not sys.stdin.isatty())
     else:
         if cfg.prompt is None:
-            raise SystemExit("give prompt=\"...\" (or chat=true to read turns from stdin)")
+            raise ToolError('give prompt="..." (or chat=true to read turns from stdin)')
         complete(loaded.model, tokenizer, cfg.prompt, sampling)
 
 

@@ -30,14 +30,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
-from minimind.loading import cli_errors, command_line_model_config, describe, load_checkpoint, resolve_tokenizer
+from minimind.checkpoints import load_checkpoint, resolve_tokenizer
+from minimind.cli import command_line_model_config, describe, hydra_app
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
 from minimind.model.params import kv_cache_bytes_per_token
-from minimind.paths import CONF_DIR
 
 BYTES_PER_ELEMENT = {"fp16/bf16": 2, "fp32": 4}
 
@@ -276,8 +275,7 @@ def inspect_model(model: MiniMindForCausalLM, tokenizer, prompt: str, out_dir: s
     return report
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="inspect")
-@cli_errors
+@hydra_app("inspect")
 def main(cfg: DictConfig) -> None:
     loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), attn_implementation="eager")
     print(describe(loaded), file=sys.stderr, flush=True)

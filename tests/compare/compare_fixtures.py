@@ -17,29 +17,23 @@ import math
 import warnings
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from compose_train import compose_train
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf, open_dict
 
-from minimind.paths import CONF_DIR, PROJECT_ROOT
 
 COMMON = ["experiment=quickstart", "logger=csv"]
 TOKENS_PER_STEP = 16 * 256  # quickstart: data.batch_size x data.seq_len, one rank
 STEPS = 489  # quickstart: tokens=2_000_000 -> ceil(2e6 / 4096) steps
-FAILED_ERROR = ("minimind.training.preflight.ConfigurationError: invalid MiniMindConfig:\n"
+FAILED_ERROR = ("minimind.errors.ConfigurationError: invalid MiniMindConfig:\n"
                 "  - num_attention_heads=4 is not divisible by num_key_value_heads=3: each key/value head "
                 "must serve the same number of query heads; use one of [1, 2, 4]")
 
 
 def compose_config(overrides: list[str], run_dir: Path):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+    cfg = compose_train(overrides, run_dir)
     with open_dict(cfg):
-        cfg.paths.root_dir = str(PROJECT_ROOT)
         cfg.paths.log_dir = str(run_dir.parent)
-        cfg.paths.output_dir = str(run_dir)
     return cfg
 
 
@@ -101,7 +95,7 @@ def _log_metrics(logger, last_step, final, val_every, tokens_per_sec):
             rate = tokens_per_sec * (0.5 if step < 20 else 1.0)  # start-up is slower
             logger.log_metrics({"train|time": step * 0.2, "train|batches": step + 1.0,
                                 "train|samples": 16.0 * (step + 1), "train|lengths": float((step + 1) * TOKENS_PER_STEP),
-                                "train|device/items_per_sec": rate, "train|items_per_sec": rate,
+                                "perf/tokens_per_sec": rate,
                                 "train|device/batches_per_sec": rate / TOKENS_PER_STEP}, step=step)
         if (step + 1) % val_every == 0:
             val = train_loss(step, final) + 0.1

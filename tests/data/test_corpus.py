@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from itertools import islice
 
 import pyarrow as pa
@@ -30,6 +31,21 @@ def test_jsonl_pretrain_and_sft(tmp_path):
     assert [r.doc_id for r in records] == [f"p.jsonl:{i}" for i in range(1, 6)]
     fmt, records = read(write_jsonl(tmp_path / "s.jsonl", [{"conversations": c} for c in convs]))
     assert fmt == "sft" and [r.value for r in records] == convs
+
+
+def test_windows_files_with_a_byte_order_mark_and_crlf_endings_read_the_same(tmp_path):
+    texts, convs = make_texts(4), make_conversations(2)
+    unix = write_pretrain(tmp_path / "unix.jsonl", texts)
+    windows = tmp_path / "windows.jsonl"
+    windows.write_bytes(codecs.BOM_UTF8 + unix.read_bytes().replace(b"\n", b"\r\n"))
+    assert [r.value for r in read(windows)[1]] == texts
+    sft = write_jsonl(tmp_path / "s.jsonl", [{"conversations": c} for c in convs])
+    (tmp_path / "s-win.jsonl").write_bytes(codecs.BOM_UTF8 + sft.read_bytes().replace(b"\n", b"\r\n"))
+    fmt, records = read(tmp_path / "s-win.jsonl")
+    assert fmt == "sft" and [r.value for r in records] == convs
+    book = tmp_path / "book.txt"
+    book.write_bytes(codecs.BOM_UTF8 + b"First para\r\nstill first.\r\n\r\nSecond.\r\n")
+    assert [r.value for r in read(book)[1]] == ["First para\nstill first.", "Second."]
 
 
 def test_txt_blank_line_separated_paragraphs(tmp_path):

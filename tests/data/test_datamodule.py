@@ -44,7 +44,7 @@ def test_too_little_data_is_an_error_at_setup(tiny_tokenizer_dir, tmp_path):
 
 
 @pytest.mark.parametrize(("arg", "value", "message"), [
-    ("seq_len", 1, "data.seq_len=1 must be at least 2"),
+    ("seq_len", 1, "data.seq_len=1 must be an integer >= 2"),
     ("format", "chat", "data.format='chat' must be one of"),
     ("on_bad_record", "ignore", "data.on_bad_record='ignore' must be one of"),
     ("val_fraction", 1.0, "data.val_fraction=1.0 must be in"),

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from minimind.data import DataError, load_tokenizer
-from minimind.data.train_tokenizer import main
+from commands import assert_clean_error, run_module
+
+from minimind.data import load_tokenizer
 
 from .helpers import make_texts, write_pretrain
 
@@ -26,10 +27,12 @@ def test_command_trains_a_loadable_tokenizer(tmp_path):
     assert len(tok) == 320 and tok.convert_tokens_to_ids("<|im_end|>") == 2
 
 
-def test_command_explains_bad_arguments(tmp_path):
-    with pytest.raises(DataError, match=r"missing data.path=\.\.\."):
-        main(["vocab_size=320", f"out={tmp_path}"])
-    with pytest.raises(DataError, match="unexpected argument 'vocab=3'"):
-        main(["vocab=3"])
-    with pytest.raises(DataError, match="no such file"):
-        main([f"data.path={tmp_path}/none.jsonl", f"out={tmp_path}"])
+@pytest.mark.parametrize("args, message", [
+    (["vocab_size=320", "out=OUT"], "missing data.path=..."),
+    (["vocab=3"], "unexpected argument 'vocab=3'"),
+    (["data.path=OUT/none.jsonl", "out=OUT"], "no such file"),
+    (["data.path=default", "vocab_size=lots", "out=OUT"], "vocab_size=lots must be a whole number"),
+])
+def test_command_explains_bad_arguments_without_a_traceback(tmp_path, args, message):
+    args = [a.replace("OUT", str(tmp_path)) for a in args]
+    assert_clean_error(run_module("minimind.data.train_tokenizer", *args, check=False), message)

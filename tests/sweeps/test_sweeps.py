@@ -8,19 +8,20 @@ import sys
 import time
 
 import pytest
-from hydra import compose, initialize_config_dir
+from compose_train import REPO_ROOT
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from minimind.paths import CONF_DIR, PROJECT_ROOT
+from minimind.paths import CONF_DIR, CONF_PACKAGE
 from minimind.sweeps.resolvers import register
 
-SWEEPS = sorted(p.stem for p in (PROJECT_ROOT / "sweeps").glob("*.yaml"))
+SWEEPS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))
 
 
 def launch(args, module=None):
     command = [sys.executable, *(["-m", module] if module else ["train.py"]), *args]
-    return subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, text=True,
+    return subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -40,7 +41,7 @@ def summary(run_dir):
 def test_every_sweep_composes_at_both_scales(sweep, scale):
     register()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         overrides = [f"sweep={sweep}"] + (["experiment=quickstart"] if scale == "cpu" else [])
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
     assert cfg.scale == scale and cfg.sweep_name == sweep

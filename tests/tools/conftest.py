@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from minimind.data.tokenizer import load_tokenizer
-from compose_train import compose_train
-from tools_helpers import TRAIN_OVERRIDES, tiny_model
+from tools_helpers import tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -22,12 +21,3 @@ def make_model():
     return tiny_model
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path, tiny_tokenizer_dir: Path):
-    """A real short training run (conf/train.yaml shrunk): (run dir, its final metrics)."""
-    from minimind.training.run import train
-
-    run_dir = tmp_path_factory.mktemp("run")
-    overrides = TRAIN_OVERRIDES + [f"data.path={tiny_corpus}", f"data.tokenizer={tiny_tokenizer_dir}"]
-    metrics, _ = train(compose_train(overrides, run_dir=run_dir))
-    return run_dir, metrics

@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from minimind.evaluate import evaluate
-from minimind.loading import load_checkpoint, run_config
+from minimind.checkpoints import load_checkpoint
+from minimind.runs import run_config
 from tools_helpers import run_tool
 
 

@@ -9,8 +9,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from minimind.errors import ToolError
 from minimind.export import ExportError, export_hf, export_minimind
-from minimind.loading import load_checkpoint
+from minimind.checkpoints import load_checkpoint
 from tools_helpers import VOCAB, run_tool
 
 TOKENS = torch.randint(3, VOCAB, (2, 20), generator=torch.Generator().manual_seed(3))
@@ -73,7 +74,7 @@ def test_writes_are_atomic_and_never_clobber(make_model, tokenizer, tmp_path, mo
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(ExportError, match="overwrite=true"):
+    with pytest.raises(ToolError, match="overwrite=true"):
         export_minimind(make_model(), tokenizer, out)
     # A failure half-way leaves the old directory as it was and no temporary directory behind.
     import minimind.export as export

@@ -8,8 +8,7 @@ import os
 import pytest
 import torch
 
-from minimind.checkpoints import save_upstream_pth
-from minimind.loading import CheckpointError, load_checkpoint, resolve_tokenizer
+from minimind.checkpoints import CheckpointError, load_checkpoint, resolve_tokenizer, save_upstream_pth
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
 from tools_helpers import VOCAB, run_tool, tiny_config
 

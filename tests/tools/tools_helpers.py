@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
-from minimind.paths import PROJECT_ROOT
+from commands import run_module
+from compose_train import TRAIN_OVERRIDES, VOCAB  # noqa: F401  (the tools tests import them from here)
 
-VOCAB = 400  # the size of tests/conftest.py's tiny tokenizer
 
 
 def tiny_config(**overrides) -> MiniMindConfig:
@@ -36,19 +34,4 @@ def tiny_model(seed: int = 0, **overrides) -> MiniMindForCausalLM:
 def run_tool(module: str, *args: str, stdin: str | None = None, cwd: Path | None = None,
              timeout: int = 120, check: bool = True) -> subprocess.CompletedProcess:
     """`python -m minimind.<module> key=value ...` as a user runs it; with `check`, a failure fails the test."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, "-m", f"minimind.{module}", *args], input=stdin, capture_output=True,
-                          text=True, cwd=cwd or PROJECT_ROOT, env=env, timeout=timeout)
-    assert not check or proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return proc
-
-
-TRAIN_OVERRIDES = [
-    "model=tiny", "model.hidden_size=64", "model.num_hidden_layers=2", "model.num_attention_heads=4",
-    "model.num_key_value_heads=2", "model.intermediate_size=128", f"model.vocab_size={VOCAB}",
-    "model.max_position_embeddings=256", "trainer=cpu", "precision=fp32", "logger=csv", "tokens=null",
-    "trainer.max_steps=12", "trainer.val_check_interval=6", "trainer.limit_val_batches=3",
-    "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "callbacks.samples=null",
-    "callbacks.throughput=null", "data.seq_len=32", "data.batch_size=4", "data.num_workers=0",
-    "optimizer.lr=3e-3", "scheduler=constant",
-]
+    return run_module(f"minimind.{module}", *args, stdin=stdin, cwd=cwd, timeout=timeout, check=check)

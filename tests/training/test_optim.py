@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
-from minimind.training.optim import build_scheduler, param_groups
+from minimind.training.optim import constant, param_groups, upstream_cosine, warmup_cosine
 
 
 def test_weight_decay_applies_to_matrices_only():
@@ -21,9 +21,9 @@ def test_weight_decay_applies_to_matrices_only():
     assert total == model.num_parameters()  # the tied embedding is in exactly one group
 
 
-def lrs(name, total=100, **kwargs):
+def lrs(schedule, total=100, **kwargs):
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = build_scheduler(optimizer, total_steps=total, name=name, **kwargs)
+    scheduler = schedule(optimizer, total_steps=total, **kwargs)
     values = []
     for _ in range(total):
         values.append(optimizer.param_groups[0]["lr"])
@@ -33,18 +33,19 @@ def lrs(name, total=100, **kwargs):
 
 
 def test_warmup_then_cosine_to_min_ratio():
-    values = lrs("cosine", warmup_steps=0.1, min_lr_ratio=0.1)
+    values = lrs(warmup_cosine, warmup_steps=0.1, min_lr_ratio=0.1)
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(values[9:], values[10:]))
     assert values[-1] == pytest.approx(0.1, abs=1e-3)
 
 
 def test_upstream_schedule_matches_minimind_formula():
-    values = lrs("upstream", total=50)
+    values = lrs(upstream_cosine, total=50)
     for step in (0, 10, 49):
         assert values[step] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * step / 50)))
 
 
-def test_unknown_schedule_is_refused():
-    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
-        lrs("linear")
+def test_warmup_in_steps_and_constant():
+    values = lrs(warmup_cosine, warmup_steps=4, min_lr_ratio=0.0)
+    assert values[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
+    assert lrs(constant, total=10) == [1.0] * 10

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from minimind.training.preflight import ConfigurationError, check_training_config
+from minimind.errors import ConfigurationError
+from minimind.training.preflight import check_training_config
 from minimind.training.run import train
 
 needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusals of a machine without CUDA")

@@ -11,11 +11,11 @@ import time
 import pytest
 import torch
 
-from minimind.paths import PROJECT_ROOT
+from compose_train import REPO_ROOT
 
 
 def launch(args, **kwargs):
-    return subprocess.Popen([sys.executable, "train.py", *args], cwd=PROJECT_ROOT, start_new_session=True,
+    return subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO_ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 

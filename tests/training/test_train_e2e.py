@@ -22,6 +22,7 @@ def test_run_dir_holds_every_output(compose_cfg, tiny_run, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["error"] is None
     assert summary["steps"] == 33 and summary["tokens_seen"] == 33 * 8 * 32
+    assert summary["length_from"] == "tokens" and summary["max_steps"] == 33 and summary["tokens_per_step"] == 8 * 32
     assert summary["params"] == objects["module"].model.num_parameters()
     for key in ("train_loss", "val_loss", "val_bpb", "tokens_per_sec", "peak_memory_mb", "wall_time_s"):
         assert summary[key] > 0, key
@@ -32,7 +33,7 @@ def test_run_dir_holds_every_output(compose_cfg, tiny_run, tmp_path):
     assert len(val_losses) == 4 and val_losses[-1] < val_losses[0]  # steps 10, 20, 30 and the final 33
     assert [float(r["val/tokens"]) for r in rows if r.get("val/loss")][-1] == 33 * 8 * 32
     for column in ("train/loss", "train/bpb", "train/ppl", "train/tokens", "train/grad_norm", "train/lr",
-                   "val/bpb", "val/ppl", "train/device/items_per_sec"):  # the last from ThroughputMonitor
+                   "val/bpb", "val/ppl", "perf/tokens_per_sec"):
         assert any(r.get(column) for r in rows), column
     lrs = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
     assert 3e-3 >= lrs[0] > lrs[-1] >= 3e-4  # cosine from the peak towards 0.1 of it
@@ -69,7 +70,7 @@ def test_loss_falls_well_below_its_start_on_the_embedded_corpus(compose_cfg, tmp
 def test_fast_dev_run_for_each_preset_at_tiny_shapes(compose_cfg, tiny_run, tmp_path, preset):
     overrides = [o for o in tiny_run if not o.startswith(("model.", "model="))]
     overrides += [f"model={preset}", "model.hidden_size=64", "model.num_hidden_layers=1", "model.intermediate_size=96",
-                  "model.vocab_size=400", "trainer.fast_dev_run=true", "tokens=null"]
+                  "model.vocab_size=400", "+trainer.fast_dev_run=true", "tokens=null"]
     metrics, objects = train(compose_cfg(overrides, run_dir=tmp_path / "run"))
     reference = MiniMindConfig.from_preset(preset)
     config = objects["module"].config
@@ -94,15 +95,15 @@ def test_failed_run_records_its_error(compose_cfg, tiny_run, tmp_path):
 
 
 def test_tokenizer_larger_than_model_vocabulary_is_refused(compose_cfg, tiny_run, tmp_path):
-    from minimind.training.preflight import ConfigurationError
+    from minimind.data import DataError
 
     cfg = compose_cfg(tiny_run + ["model.vocab_size=300"], run_dir=tmp_path / "run")
-    with pytest.raises(ConfigurationError, match="set model.vocab_size=400"):
+    with pytest.raises(DataError, match="set model.vocab_size=400"):
         train(cfg)
 
 
 def test_batch_larger_than_the_data_is_refused(compose_cfg, tiny_run, tmp_path):
-    from minimind.training.preflight import ConfigurationError
+    from minimind.errors import ConfigurationError
 
     cfg = compose_cfg(tiny_run + ["data.batch_size=4096", "tokens=null", "trainer.max_steps=1"], run_dir=tmp_path / "run")
     with pytest.raises(ConfigurationError, match="fewer than one batch"):

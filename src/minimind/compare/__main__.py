@@ -4,6 +4,7 @@
     python -m minimind.compare outputs/multiruns/2026-01-01 --out reports/size-sweep   # all sweeps of a day
     python -m minimind.compare outputs/runs/2026-01-01/09-30-00-000000                 # one run dir
     python -m minimind.compare DIR --sort tokens_per_sec                                # fastest first
+    minimind-compare DIR                                                                # the same, once installed
 
 DIR is a Hydra multirun dir (0/, 1/, ...), a single run dir, or any folder above them:
 run dirs are found recursively as the dirs holding summary.json or config.yaml.
@@ -18,7 +19,9 @@ import sys
 
 from rich.console import Console
 
+from minimind.cli import error_message, full_errors
 from minimind.compare.report import compare
+from minimind.errors import MiniMindError
 from minimind.compare.runs import SORT_KEYS, NoRunsError
 from minimind.compare.table import to_rich
 
@@ -41,8 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = compare(args.dir, out_dir=args.out, sort=args.sort)
     except NoRunsError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(error_message(error), file=sys.stderr)
         return 2
+    except MiniMindError as error:
+        if full_errors():
+            raise
+        print(error_message(error), file=sys.stderr)
+        return 1
     console.print(to_rich(result.runs, title=f"Sweep comparison: {result.sweep.name}", console=console))
     if result.common_overrides and len(result.runs) > 1:
         console.print("shared by all runs: " + " ".join(result.common_overrides), highlight=False)
@@ -53,5 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `minimind-compare` console script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

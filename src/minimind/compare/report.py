@@ -15,6 +15,7 @@ from pathlib import Path
 from minimind.compare.plots import Plot, make_plots
 from minimind.compare.runs import Run, Sweep, label_runs, load_runs, read_sweep, sort_runs
 from minimind.compare.table import to_markdown, write_csv
+from minimind.files import atomic_write_text
 
 REPORT = "report.md"
 TABLE_CSV = "comparison.csv"
@@ -48,9 +49,7 @@ def compare(root: str | Path, out_dir: str | Path | None = None, sort: str = "va
     table_csv = write_csv(runs, out / TABLE_CSV)
     report = out / REPORT
     text = render_report(sweep, root, runs, common, plots, regenerate_command(root, out_dir, sort), sort)
-    tmp = report.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(report)
+    atomic_write_text(report, text)
     return Comparison(root, out, sweep, runs, common, plots, report, table_csv)
 
 

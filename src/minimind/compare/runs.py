@@ -22,14 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 
-RUN_MARKERS = ("summary.json", "config.yaml")
+from minimind.errors import ToolError
+from minimind.runs import (is_run_dir, load_yaml, parse_override, recorded_overrides, run_config_file,
+                           user_overrides)
+
 SKIP_DIRS = {"checkpoints", "wandb", "tensorboard", "__pycache__"}  # never hold run dirs
 NO_SUMMARY = "interrupted (no summary)"
 
 
-class NoRunsError(RuntimeError):
+class NoRunsError(ToolError):
     """The directory holds no run dirs; the message says what was expected."""
 
 
@@ -98,17 +100,12 @@ def find_run_dirs(root: Path) -> list[Path]:
     (checkpoints, wandb, ...) are not searched: runs do not nest.
     """
     root = Path(root)
-    if _is_run_dir(root):
+    if is_run_dir(root):
         return [root]
     found: list[Path] = []
     for child in sorted(_subdirs(root), key=lambda p: natural_key(p.name)):
         found.extend(find_run_dirs(child))
     return found
-
-
-def _is_run_dir(path: Path) -> bool:
-    return any((path / marker).is_file() for marker in RUN_MARKERS) or (
-        (path / "metrics.csv").is_file() and (path / ".hydra").is_dir())
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -157,7 +154,7 @@ def load_run(path: Path, root: Path | None = None) -> Run:
     elif (path / "summary.json").exists():
         run.status = "unknown (summary.json unreadable)"
     if run.overrides is None:
-        run.overrides = _hydra_overrides(path)
+        run.overrides = recorded_overrides(path)
 
     # Here, not at the top: importing the model package imports torch, which `--help` and an
     # empty dir need not wait for.
@@ -203,36 +200,18 @@ def _read_json(path: Path, run: Run) -> dict[str, Any] | None:
 
 
 def _read_config(path: Path, run: Run) -> dict[str, Any] | None:
-    """The resolved `config.yaml`; else Hydra's `.hydra/config.yaml` (written before the job starts)."""
-    for candidate, resolved in ((path / "config.yaml", True), (path / ".hydra" / "config.yaml", False)):
-        if not candidate.is_file():
-            continue
-        try:
-            cfg = OmegaConf.load(candidate)
-            try:
-                data = OmegaConf.to_container(cfg, resolve=True)
-            except Exception:  # Hydra's copy may hold ${hydra:...} interpolations
-                data = OmegaConf.to_container(cfg, resolve=False)
-        except Exception as error:
-            run.notes.append(f"{candidate.relative_to(path)} unreadable ({_first_line(error)})")
-            continue
-        if not resolved:
-            run.notes.append("config.yaml missing: read Hydra's .hydra/config.yaml")
-        return data if isinstance(data, dict) else None
-    return None
-
-
-def _hydra_overrides(path: Path) -> list[str] | None:
-    """Hydra's `.hydra/overrides.yaml`, for runs that wrote no summary (hydra.* ones left out)."""
-    file = path / ".hydra" / "overrides.yaml"
-    if not file.is_file():
+    """The run's config (`config.yaml`, else Hydra's copy), noting which was read."""
+    file = run_config_file(path)
+    if file is None:
         return None
     try:
-        data = OmegaConf.to_container(OmegaConf.load(file))
-    except Exception:
+        data = load_yaml(file, resolve=True)
+    except Exception as error:
+        run.notes.append(f"{file.relative_to(path)} unreadable ({_first_line(error)})")
         return None
-    items = _str_list(data)
-    return None if items is None else [o for o in items if not o.lstrip("+~").startswith("hydra.")]
+    if file.parent != path:
+        run.notes.append("config.yaml missing: read Hydra's .hydra/config.yaml")
+    return data if isinstance(data, dict) else None
 
 
 def _metrics_path(path: Path) -> Path | None:
@@ -301,8 +280,8 @@ def _read_metrics(path: Path, run: Run) -> None:
     filled = []
     for attr, value in (("train_loss", last("train/loss")), ("val_loss", last("val/loss")),
                         ("val_bpb", last("val/bpb")), ("tokens_seen", last("train/tokens")),
-                        ("tokens_per_sec", _steady(columns, "train|items_per_sec", "train|device/items_per_sec")),
-                        ("mfu", _steady(columns, "train|device/mfu"))):
+                        ("tokens_per_sec", _steady(columns, "perf/tokens_per_sec", "train|items_per_sec")),
+                        ("mfu", _steady(columns, "perf/mfu", "train|device/mfu"))):
         if getattr(run, attr) is None and value is not None:
             setattr(run, attr, int(value) if attr == "tokens_seen" else value)
             filled.append(attr)
@@ -349,14 +328,6 @@ def _steady(columns: dict[str, dict[int, float]], *names: str) -> float | None:
 
 
 # ---------------------------------------------------------------------------- labels and order
-
-def parse_override(text: str) -> tuple[str, str]:
-    """"+model.hidden_size=256" -> ("model.hidden_size", "256"); "~callbacks.samples" -> (key, "~")."""
-    key, sep, value = text.partition("=")
-    if not sep:
-        return key.lstrip("+~"), "~" if key.startswith("~") else ""
-    return key.lstrip("+~"), value
-
 
 def label_runs(runs: list[Run]) -> list[str]:
     """Set each run's `label` to its varying overrides, compactly; return the overrides all runs share.
@@ -432,13 +403,13 @@ def read_sweep(root: Path, runs: list[Run] = ()) -> Sweep:
     file = root / "multirun.yaml"
     if file.is_file():
         try:
-            cfg = OmegaConf.to_container(OmegaConf.load(file), resolve=False)
+            cfg = load_yaml(file)
             configs.insert(0, cfg)
             launch = _str_list(cfg.get("hydra", {}).get("overrides", {}).get("task"))
         except Exception:
             pass
     if launch is not None:
-        launch = [o for o in launch if not o.lstrip("+~").startswith("hydra.")]
+        launch = user_overrides(launch)
     names = [c.get(key) for c in configs for key in ("sweep_name", "group")]
     name = next((n for n in names if isinstance(n, str) and n and "${" not in n), None)
     return Sweep(name=f"{name} ({dir_name})" if name else dir_name, launch_overrides=launch)

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from minimind.compare.runs import Run
+from minimind.files import atomic_writer
 
 MISSING = "—"
 
@@ -166,7 +167,7 @@ def _rich_table(runs: list[Run], columns: list[Column], title: str | None) -> Ta
 
 def write_csv(runs: list[Run], path: Path) -> Path:
     """The table with unrounded values (and the run dir), for pandas or a spreadsheet."""
-    with open(path, "w", newline="") as handle:
+    with atomic_writer(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([c.key for c in COLUMNS] + ["steps", "wall_time_s", "error", "path"])
         for run in runs:

@@ -7,12 +7,14 @@ finished directory. A directory that exists is therefore always complete.
 
 from __future__ import annotations
 
-import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
+
+from minimind.files import publish_dir
 
 
 def build_once(final: Path, build: Callable[[Path], None]) -> bool:
@@ -23,12 +25,10 @@ def build_once(final: Path, build: Callable[[Path], None]) -> bool:
     with FileLock(str(final) + ".lock"):
         if final.is_dir():  # another job built it while we waited
             return False
-        tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
         try:
             build(tmp)
-            os.replace(tmp, final)
+            publish_dir(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return True

@@ -41,9 +41,25 @@ log = logging.getLogger(__name__)
 STREAMED_VAL_BATCHES = 50  # a remote stream has no known end: validate on this many batches unless told
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise DataError(message)
+def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int = 0, format: str = "auto",
+                      shuffle_buffer: int = 0, val_fraction: float = 0.05, on_bad_record: str = "error",
+                      max_val_batches: int | None = None, **_: Any) -> list[str]:
+    """Every data setting that cannot work, each with its valid range (the training preflight reports them
+    together with the rest of the config's problems; the data module refuses them when built directly)."""
+    checks = [
+        (isinstance(seq_len, int) and seq_len >= 2,
+         f"data.seq_len={seq_len} must be an integer >= 2 (one input and one target token)"),
+        (isinstance(batch_size, int) and batch_size >= 1, f"data.batch_size={batch_size} must be an integer >= 1"),
+        (isinstance(num_workers, int) and num_workers >= 0, f"data.num_workers={num_workers} must be an integer >= 0"),
+        (format in FORMATS, f"data.format={format!r} must be one of {FORMATS}"),
+        (isinstance(shuffle_buffer, int) and shuffle_buffer >= 0, f"data.shuffle_buffer={shuffle_buffer} must be >= 0"),
+        (isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 1,
+         f"data.val_fraction={val_fraction} must be in [0, 1)"),
+        (on_bad_record in POLICIES, f"data.on_bad_record={on_bad_record!r} must be one of {POLICIES}"),
+        (max_val_batches is None or (isinstance(max_val_batches, int) and max_val_batches >= 1),
+         f"data.max_val_batches={max_val_batches} must be null or an integer >= 1"),
+    ]
+    return [message for ok, message in checks if not ok]
 
 
 class MiniMindDataModule(LightningDataModule):
@@ -83,14 +99,11 @@ class MiniMindDataModule(LightningDataModule):
         max_val_batches: int | None = None,
     ) -> None:
         super().__init__()
-        _check(seq_len >= 2, f"data.seq_len={seq_len} must be at least 2")
-        _check(batch_size >= 1, f"data.batch_size={batch_size} must be at least 1")
-        _check(num_workers >= 0, f"data.num_workers={num_workers} must be >= 0")
-        _check(format in FORMATS, f"data.format={format!r} must be one of {FORMATS}")
-        _check(shuffle_buffer >= 0, f"data.shuffle_buffer={shuffle_buffer} must be >= 0")
-        _check(0 <= val_fraction < 1, f"data.val_fraction={val_fraction} must be in [0, 1)")
-        _check(on_bad_record in POLICIES, f"data.on_bad_record={on_bad_record!r} must be one of {POLICIES}")
-        _check(max_val_batches is None or max_val_batches >= 1, f"data.max_val_batches={max_val_batches} must be >= 1")
+        problems = settings_problems(seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, format=format,
+                                     shuffle_buffer=shuffle_buffer, val_fraction=val_fraction,
+                                     on_bad_record=on_bad_record, max_val_batches=max_val_batches)
+        if problems:
+            raise DataError("; ".join(problems))
         self.save_hyperparameters()
         self.corpus = Corpus(path)
         self.use_cache = not self.corpus.streaming if cache is None else bool(cache)

@@ -11,13 +11,15 @@ import logging
 from collections import Counter
 from typing import Any
 
+from minimind.errors import MiniMindError
+
 log = logging.getLogger(__name__)
 
 POLICIES = ("error", "skip")
 MAX_EXAMPLES = 10
 
 
-class DataError(ValueError):
+class DataError(MiniMindError, ValueError):
     """A problem with the data or the data config; the message says where and what to change.
 
     It takes the message as its only argument so that a DataLoader worker's error is

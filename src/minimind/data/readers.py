@@ -14,6 +14,7 @@ them. Every problem is reported to a `BadRecords` with the file and line.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +27,17 @@ TEXT_FIX = "the file must be UTF-8 text; convert it or remove it from data.path"
 
 
 def _lines(path: Path, bad: BadRecords) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) of a text file; a binary or blank file is reported instead."""
+    """(line number, line) of a text file; a binary or blank file is reported instead.
+
+    A UTF-8 byte-order mark (as Windows tools write it) is dropped; lines keep their ending
+    (`\n` or `\r\n`), which the parsers strip."""
     with open(path, "rb") as f:
         if b"\0" in f.read(SNIFF_BYTES):
             bad(str(path), "not a text file", "it contains NUL bytes (binary data?)", TEXT_FIX)
             return
         f.seek(0)
+        if f.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+            f.seek(0)
         empty = True
         for number, line in enumerate(f, 1):
             empty = empty and not line.strip()
@@ -80,7 +86,7 @@ class TextReader:
 
     def parse(self, payload: bytes, where: str, bad: BadRecords) -> Any:
         try:
-            return payload.decode("utf-8").rstrip("\r\n")
+            return payload.decode("utf-8").replace("\r\n", "\n").rstrip("\n")
         except UnicodeDecodeError as e:
             path, _, first = where.rpartition(":")
             line = int(first) + payload[: e.start].count(b"\n")  # the bad line, not the paragraph's first

@@ -117,3 +117,10 @@ def token_bytes(tok: PreTrainedTokenizerFast) -> torch.Tensor:
     special = set(tok.all_special_ids) | {tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
     return torch.tensor([0 if i in special else len(t) for i, t in enumerate(vocab)], dtype=torch.long)
+
+
+def check_vocab_fits(tokenizer_size: int, model_vocab_size: int, fix: str) -> None:
+    """Refuse a tokenizer with more ids than the model has embeddings (its extra ids would index past them)."""
+    if tokenizer_size > model_vocab_size:
+        raise DataError(f"the tokenizer has {tokenizer_size} tokens but the model only {model_vocab_size} "
+                        f"(model.vocab_size): {fix}")

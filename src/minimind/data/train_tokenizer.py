@@ -1,6 +1,7 @@
 """Train a tokenizer in MiniMind's format on any corpus.
 
     python -m minimind.data.train_tokenizer data.path=corpus.jsonl vocab_size=6400 out=my_tokenizer
+    minimind-train-tokenizer data.path=corpus.jsonl out=my_tokenizer          # the same, once installed
     python -m minimind.data.train_tokenizer data.path='books/*.txt' vocab_size=4000 out=tok data.on_bad_record=skip
 
 Arguments are `key=value`: `data.path` (required; anything `data.path` accepts, `default`
@@ -17,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 
+from minimind.cli import expected_errors
 from minimind.data.corpus import Corpus
 from minimind.data.errors import BadRecords, DataError
 from minimind.data.tokenizer import train_tokenizer
@@ -43,6 +45,7 @@ def texts(corpus: Corpus, fmt: str, bad: BadRecords) -> Iterator[str]:
         yield record.value if isinstance(record.value, str) else "\n".join(m["content"] for m in record.value)
 
 
+@expected_errors
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -50,13 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     policy = args["data.on_bad_record"]
     fmt, bad = corpus.resolve_format(args["data.format"], policy), BadRecords(policy)
     start = time.monotonic()
+    if not args["vocab_size"].isdigit():
+        raise DataError(f"vocab_size={args['vocab_size']} must be a whole number (e.g. vocab_size=6400)")
     out = train_tokenizer(texts(corpus, fmt, bad), int(args["vocab_size"]), args["out"])
     log.info("trained a %s-token tokenizer on %s in %.1fs (%s) -> %s",
              args["vocab_size"], corpus.name, time.monotonic() - start, bad.summary(), out)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except DataError as e:
-        sys.exit(f"error: {e}")
+    main()

@@ -2,7 +2,7 @@
 
 Field names are upstream MiniMind's (and Hugging Face's), so an upstream config reads
 across unchanged. The defaults are MiniMind2-small (26M); named presets for the other
-published sizes live in `conf/model/*.yaml` and load with `MiniMindConfig.from_preset`.
+published sizes live in `minimind/conf/model/*.yaml` and load with `MiniMindConfig.from_preset`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from minimind.errors import MiniMindError
+
 ATTENTION_BACKENDS = ("sdpa", "eager")
 
 
-class ConfigError(ValueError):
+class ConfigError(MiniMindError, ValueError):
     """A model configuration that cannot work; the message says what to change."""
 
 

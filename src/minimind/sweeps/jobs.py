@@ -8,7 +8,6 @@ devices. A Ctrl-C still stops the whole sweep.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -20,6 +19,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from minimind.cli import expected_error
+from minimind.runs import LAST_CHECKPOINT, command_line_overrides, read_summary
 from minimind.sweeps.device_pool import lease_device
 
 log = logging.getLogger(__name__)
@@ -31,19 +32,20 @@ def sweep_group(cfg: DictConfig) -> str:
     return f"{cfg.get('sweep_name') or 'multirun'}-{sweep_dir.parent.name}-{sweep_dir.name}"
 
 
-def run_sweep_job(cfg: DictConfig, train: Callable[[DictConfig], tuple[dict, dict]],
-                  overrides: list[str]) -> float:
+def run_sweep_job(cfg: DictConfig, train: Callable[..., tuple[dict, dict]]) -> float:
     """Run `train(cfg)` as one job of a multirun; return its validation loss (NaN if it failed)."""
     run_dir = Path(cfg.paths.output_dir)
-    previous = _read_summary(run_dir)
+    overrides = command_line_overrides()
+    previous = read_summary(run_dir)
     if previous is not None and previous.get("overrides") not in (None, overrides):
-        raise RuntimeError(f"{run_dir} holds a different job ({previous['overrides']}, not {overrides}): "
-                           "resume a sweep with the same parameters, or give a new hydra.sweep.dir")
+        log.error("error: %s holds a different job (%s, not %s): resume a sweep with the same parameters, or give "
+                  "a new hydra.sweep.dir", run_dir, previous["overrides"], overrides)
+        return math.nan
     if previous is not None and previous.get("status") == "completed":
         log.info("job %s already completed; not rerunning it", run_dir)
         return previous.get("val_loss") if previous.get("val_loss") is not None else math.nan
     with open_dict(cfg):
-        if cfg.ckpt_path is None and (run_dir / "checkpoints" / "last.ckpt").is_file():
+        if cfg.ckpt_path is None and (run_dir / LAST_CHECKPOINT).is_file():
             log.info("job %s was interrupted; continuing from its last checkpoint", run_dir)
             cfg.ckpt_path = "last"
         cfg.group = cfg.group or sweep_group(cfg)
@@ -51,9 +53,13 @@ def run_sweep_job(cfg: DictConfig, train: Callable[[DictConfig], tuple[dict, dic
     with ExitStack() as stack:
         _take_devices(cfg, stack)
         try:
-            metrics, _ = train(cfg)
-        except Exception:  # recorded in the job's summary.json; the sweep goes on
-            log.exception("job %s failed; continuing with the rest of the sweep", run_dir)
+            metrics, _ = train(cfg, overrides)
+        except Exception as error:  # recorded in the job's summary.json; the sweep goes on
+            expected = expected_error(error)  # a refused combination, bad data: its message is enough
+            if expected is not None:
+                log.error("job %s failed; continuing with the rest of the sweep. error: %s", run_dir, expected)
+            else:
+                log.exception("job %s failed; continuing with the rest of the sweep", run_dir)
             return math.nan
     return metrics.get("val/loss", math.nan)
 
@@ -75,8 +81,3 @@ def _take_devices(cfg: DictConfig, stack: ExitStack) -> None:
             log.info("job uses %d CPU threads (%d jobs at once)", threads, pool.size)
         else:
             raise ValueError(f"device_pool.kind={pool.kind!r} is unknown: use gpu, cpu or null")
-
-
-def _read_summary(run_dir: Path) -> dict | None:
-    path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -15,7 +15,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
-METRICS_FILE = "metrics.csv"
+from minimind.files import atomic_writer
+from minimind.runs import METRICS as METRICS_FILE
 
 
 class _AppendingWriter(ExperimentWriter):
@@ -51,9 +52,7 @@ def trim_metrics_after(metrics_file: str | Path, global_step: int) -> None:
         is_validation = any(row.get(k) for k in fields if k.startswith("val/"))
         return step < global_step or (is_validation and step <= global_step)
 
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_writer(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(r for r in rows if kept(r))
-    tmp.replace(path)

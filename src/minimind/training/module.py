@@ -1,7 +1,9 @@
 """`MiniMindModule`: the one training loop, as a LightningModule around `MiniMindForCausalLM`.
 
 Pretraining and SFT differ only by their batches (SFT labels are -100 outside the
-assistant's replies), so both run through this same module.
+assistant's replies), so both run through this same module. What the module needs from
+the run is passed in: the optimizer and schedule (partials), the weight decay, and the
+UTF-8 byte length of every token (for bits per byte).
 """
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ from lightning import LightningModule
 from lightning.pytorch.strategies import FSDPStrategy
 
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
-from minimind.model.flops import training_flops_per_token
 from minimind.training.metrics import LanguageModelMetrics, bits_per_byte
-from minimind.training.optim import build_scheduler, param_groups
+from minimind.training.optim import param_groups, warmup_cosine
 
 
 class MiniMindModule(LightningModule):
     def __init__(self, model_config: MiniMindConfig | dict[str, Any],
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-                 scheduler: Callable[..., Any] | None = None,
-                 compile: bool = False, activation_checkpointing: bool = False):
-        """optimizer: a partial taking parameter groups (e.g. `partial(AdamW, lr=...)`);
-        its weight_decay goes to matrices only. scheduler: a partial of `build_scheduler`
-        taking (optimizer, total_steps)."""
+                 scheduler: Callable[..., Any] | None = None, weight_decay: float = 0.0,
+                 token_bytes: torch.Tensor | None = None, compile: bool = False,
+                 activation_checkpointing: bool = False):
+        """optimizer: a partial taking parameter groups (e.g. `partial(AdamW, lr=...)`).
+        scheduler: a partial taking (optimizer, total_steps), e.g. `partial(warmup_cosine, warmup_steps=100)`.
+        weight_decay: applied to matrices only (`minimind.training.optim.param_groups`).
+        token_bytes: (vocab,) UTF-8 bytes per token id, for bits per byte (None: 1 byte each)."""
         super().__init__()
         config = model_config if isinstance(model_config, MiniMindConfig) else MiniMindConfig.from_dict(model_config)
         # Only plain data goes into the checkpoint, so it loads with weights_only=True.
@@ -35,23 +38,19 @@ class MiniMindModule(LightningModule):
         if activation_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.optimizer_factory = optimizer or torch.optim.AdamW
-        self.scheduler_factory = scheduler or build_scheduler
+        self.scheduler_factory = scheduler or warmup_cosine
+        self.weight_decay = weight_decay
         self.compile_model = compile
         self.val_metrics = LanguageModelMetrics()
-        self.register_buffer("token_bytes", torch.ones(config.vocab_size, dtype=torch.long), persistent=False)
+        if token_bytes is None:
+            token_bytes = torch.ones(config.vocab_size, dtype=torch.long)
+        self.register_buffer("token_bytes", torch.as_tensor(token_bytes, dtype=torch.long), persistent=False)
         self.tokens_seen = 0  # across all ranks, restored on resume
         self.last_validated_step = -1
-        self.flops_per_batch = 0  # read by Lightning's ThroughputMonitor
 
     @property
     def config(self) -> MiniMindConfig:
         return self.model.config
-
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        token_bytes = getattr(datamodule, "token_bytes", None)
-        if token_bytes is not None:  # true byte lengths make bits-per-byte exact
-            self.token_bytes = torch.as_tensor(token_bytes, dtype=torch.long, device=self.device)
 
     def configure_model(self) -> None:
         if self.compile_model:
@@ -63,9 +62,7 @@ class MiniMindModule(LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         input_ids, labels = batch["input_ids"], batch["labels"]
         out = self.model(input_ids, labels=labels)
-        batch_tokens = input_ids.numel() * self.trainer.world_size
-        self.tokens_seen += batch_tokens
-        self.flops_per_batch = training_flops_per_token(self.config, input_ids.shape[1]) * input_ids.numel()
+        self.tokens_seen += input_ids.numel() * self.trainer.world_size
         self.log_dict({"train/loss": out.loss, "train/ppl": out.loss.detach().exp(),
                        "train/bpb": bits_per_byte(out.loss, labels[:, 1:], self.token_bytes)},
                       prog_bar=False, batch_size=input_ids.shape[0])
@@ -100,8 +97,7 @@ class MiniMindModule(LightningModule):
         self.last_validated_step = self.global_step
 
     def configure_optimizers(self):
-        weight_decay = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        optimizer = self.optimizer_factory(param_groups(self.model, weight_decay))
+        optimizer = self.optimizer_factory(param_groups(self.model, self.weight_decay))
         scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

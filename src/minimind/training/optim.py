@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Callable
-
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -23,7 +21,12 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+def _warmup_steps(warmup_steps: int | float, total_steps: int) -> int:
+    """Below 1, a fraction of the run; otherwise a number of steps."""
+    return int(warmup_steps * total_steps) if isinstance(warmup_steps, float) and warmup_steps < 1 else int(warmup_steps)
+
+
+def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
     """Linear warm-up to the peak, then a cosine down to min_lr_ratio * peak at total_steps."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -31,23 +34,31 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_lr_ratio: 
     return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def upstream_minimind(step: int, total_steps: int) -> float:
+def upstream_factor(step: int, total_steps: int) -> float:
     """Upstream MiniMind's schedule: no warm-up, cosine from 1.0 to 0.1 of the peak."""
     return 0.1 + 0.45 * (1 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, name: str = "cosine",
-                    warmup_steps: int | float = 0, min_lr_ratio: float = 0.1) -> LambdaLR:
-    """name: "cosine" (warm-up + cosine), "upstream" (MiniMind's) or "constant".
-    warmup_steps below 1 is a fraction of total_steps."""
-    if isinstance(warmup_steps, float) and warmup_steps < 1:
-        warmup_steps = int(warmup_steps * total_steps)
-    schedules: dict[str, Callable[[int], float]] = {
-        "cosine": partial(warmup_cosine, total_steps=total_steps, warmup_steps=int(warmup_steps),
-                          min_lr_ratio=min_lr_ratio),
-        "upstream": partial(upstream_minimind, total_steps=total_steps),
-        "constant": lambda step: 1.0,
-    }
-    if name not in schedules:
-        raise ValueError(f"unknown schedule {name!r}: use one of {sorted(schedules)}")
-    return LambdaLR(optimizer, schedules[name])
+# Each schedule is its own `_target_` (conf/scheduler/*.yaml), built as a partial and called by
+# MiniMindModule.configure_optimizers with the optimizer and the run's total optimizer steps.
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int | float = 0,
+                  min_lr_ratio: float = 0.1) -> LambdaLR:
+    """Linear warm-up (`warmup_steps`: steps, or below 1 a fraction of the run), then cosine to `min_lr_ratio`."""
+    return LambdaLR(optimizer, partial(warmup_cosine_factor, total_steps=total_steps,
+                                       warmup_steps=_warmup_steps(warmup_steps, total_steps),
+                                       min_lr_ratio=min_lr_ratio))
+
+
+def upstream_cosine(optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
+    """Upstream MiniMind's schedule (its `get_lr`)."""
+    return LambdaLR(optimizer, partial(upstream_factor, total_steps=total_steps))
+
+
+def constant(optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
+    """The peak learning rate throughout."""
+    return LambdaLR(optimizer, _one)
+
+
+def _one(step: int) -> float:
+    return 1.0

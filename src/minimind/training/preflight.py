@@ -1,51 +1,78 @@
 """Refuse impossible settings before any data is read or any model is built.
 
 Every problem found is reported at once, each with what to change, so a wrong sweep
-combination fails in a second instead of after tokenising a corpus.
+combination fails in a second instead of after tokenising a corpus. What passes is
+returned as a `TrainingPlan`: the model config, the run's length, the checkpoint to resume.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from minimind.model import ConfigError, MiniMindConfig
+from minimind.data.datamodule import settings_problems
+from minimind.errors import ConfigurationError, MiniMindError
+from minimind.model import MiniMindConfig
+from minimind.precision import parse_precision
+from minimind.runs import LAST_CHECKPOINT
+from minimind.training.budget import RunBudget, plan_budget, world_size
 
 
-class ConfigurationError(ValueError):
-    """A training configuration that cannot run; the message says what to change."""
+@dataclass(frozen=True)
+class TrainingPlan:
+    model_config: MiniMindConfig
+    budget: RunBudget
+    ckpt_path: str | None  # the Lightning checkpoint to resume from (`last` resolved)
 
 
-def check_training_config(cfg: DictConfig) -> MiniMindConfig:
-    """Validate `cfg`; return the model config it describes."""
+def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> TrainingPlan:
+    """Validate `cfg` (with the overrides the user typed, which decide precedence); return the plan."""
     problems: list[str] = []
-    model_config = None
-    try:
-        model_config = MiniMindConfig.from_dict(OmegaConf.to_container(cfg.model, resolve=True))
-    except ConfigError as error:
-        problems.append(str(error))
+    model_config = _collect(problems, lambda: MiniMindConfig.from_dict(OmegaConf.to_container(cfg.model, resolve=True)))
     problems += _hardware_problems(cfg.trainer)
-    problems += _data_problems(cfg, model_config)
-    if cfg.get("ckpt_path") == "last" and not last_checkpoint(cfg).is_file():
-        problems.append(f"ckpt_path=last but there is no {last_checkpoint(cfg)}: point hydra.run.dir= at the "
-                        "run dir to resume, or drop ckpt_path to start a new run")
-    elif cfg.get("ckpt_path") not in (None, "last") and not Path(cfg.ckpt_path).is_file():
-        problems.append(f"ckpt_path={cfg.ckpt_path} does not exist: give a .ckpt file or `last`")
+    world = _collect(problems, lambda: world_size(cfg.trainer))
+    problems += settings_problems(**OmegaConf.to_container(cfg.data, resolve=True))
+    budget = None
+    if not problems:
+        budget = _collect(problems, lambda: plan_budget(cfg, list(overrides), world))
+    if model_config is not None and isinstance(cfg.data.seq_len, int) \
+            and cfg.data.seq_len > model_config.max_position_embeddings:
+        problems.append(f"data.seq_len={cfg.data.seq_len} exceeds model.max_position_embeddings="
+                        f"{model_config.max_position_embeddings}: shorten data.seq_len or raise the limit")
+    problems += _optimizer_problems(cfg)
+    problems += _trainer_problems(cfg.trainer)
+    if budget is not None:
+        problems += _schedule_problems(cfg, budget)
+        problems += _streaming_problems(cfg, budget)
+    ckpt_path = _resume_checkpoint(cfg, model_config, problems)
     if problems:
         raise ConfigurationError("cannot start training:\n  - " + "\n  - ".join(problems))
-    return model_config
+    return TrainingPlan(model_config, budget, ckpt_path)
 
 
 def last_checkpoint(cfg: DictConfig) -> Path:
-    return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    return Path(cfg.paths.output_dir) / LAST_CHECKPOINT
+
+
+def _collect(problems: list[str], check):
+    """Run one check; an expected error becomes a listed problem instead of stopping the others."""
+    try:
+        return check()
+    except MiniMindError as error:
+        problems.append(str(error))
+        return None
 
 
 def _hardware_problems(trainer: DictConfig) -> list[str]:
     problems = []
     accelerator = str(trainer.get("accelerator", "auto"))
-    precision = str(trainer.get("precision", "32-true"))
+    try:
+        precision = parse_precision(trainer.get("precision", "32-true"))
+    except MiniMindError as error:
+        return [str(error)]
     strategy = trainer.get("strategy", "auto")
     strategy_name = str(strategy.get("_target_", "") if isinstance(strategy, DictConfig) else strategy).lower()
     has_cuda = torch.cuda.is_available()
@@ -53,10 +80,13 @@ def _hardware_problems(trainer: DictConfig) -> list[str]:
     if accelerator in ("gpu", "cuda") and not has_cuda:
         problems.append(f"trainer.accelerator={accelerator} but no CUDA GPU is visible: use trainer=cpu "
                         "(or trainer.accelerator=cpu)")
-    if precision.startswith("16") and not on_gpu:
-        problems.append(f"precision {precision} (fp16) needs a CUDA GPU; on CPU use precision=bf16 or precision=fp32")
-    if "bf16" in precision and on_gpu and has_cuda and not torch.cuda.is_bf16_supported():
-        problems.append(f"precision {precision} but {torch.cuda.get_device_name()} has no bf16: use precision=fp16")
+    if precision.is_fp16 and not on_gpu:
+        problems.append(f"precision {precision.name} (fp16) needs a CUDA GPU; on CPU use precision=bf16 or "
+                        "precision=fp32")
+    if precision.is_bf16 and on_gpu and has_cuda and not gpu_has_bf16():
+        problems.append(f"precision {precision.name} but {torch.cuda.get_device_name()} (compute capability "
+                        f"{'.'.join(map(str, torch.cuda.get_device_capability()))}) has no native bf16: "
+                        "use precision=fp16 (or fp32)")
     if "fsdp" in strategy_name and not has_cuda:
         problems.append("FSDP shards the model over GPUs and needs CUDA: use trainer=cpu (or trainer=ddp_cpu "
                         "to test multi-process code on CPU)")
@@ -66,19 +96,116 @@ def _hardware_problems(trainer: DictConfig) -> list[str]:
     return problems
 
 
-def _data_problems(cfg: DictConfig, model_config: MiniMindConfig | None) -> list[str]:
+def gpu_has_bf16() -> bool:
+    """Native bf16 matmuls (Ampere, compute capability 8.0, and newer); `torch.cuda.is_bf16_supported()`
+    also says yes where bf16 is only emulated (V100, T4), slowly."""
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _optimizer_problems(cfg: DictConfig) -> list[str]:
     problems = []
-    data = cfg.data
-    if data.batch_size < 1:
-        problems.append(f"data.batch_size={data.batch_size} must be >= 1")
-    if data.seq_len < 2:
-        problems.append(f"data.seq_len={data.seq_len} must be >= 2 (one input and one target token)")
-    if model_config is not None and data.seq_len > model_config.max_position_embeddings:
-        problems.append(f"data.seq_len={data.seq_len} exceeds model.max_position_embeddings="
-                        f"{model_config.max_position_embeddings}: shorten data.seq_len or raise the limit")
-    tokens = cfg.get("tokens")
-    accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
-    if tokens is not None and tokens < data.batch_size * data.seq_len * accumulate:
-        problems.append(f"tokens={tokens} is less than one optimizer step "
-                        f"({data.batch_size} x {data.seq_len} x {accumulate} tokens): raise tokens or shrink the batch")
+    opt = cfg.optimizer
+    lr = _number(opt.get("lr"))
+    if lr is None or lr <= 0:
+        problems.append(f"optimizer.lr={opt.get('lr')} must be a positive number (e.g. optimizer.lr=5e-4)")
+    wd = opt.get("weight_decay", 0.0)
+    if _number(wd) is None or wd < 0:
+        problems.append(f"optimizer.weight_decay={wd} must be >= 0 (0 turns weight decay off)")
+    betas = opt.get("betas")
+    if betas is not None and (len(betas) != 2 or not all(_number(b) is not None and 0 <= b < 1 for b in betas)):
+        problems.append(f"optimizer.betas={list(betas)} must be two numbers in [0, 1), e.g. [0.9,0.95]")
+    eps = opt.get("eps")
+    if eps is not None and (_number(eps) is None or eps <= 0):
+        problems.append(f"optimizer.eps={eps} must be a positive number (e.g. 1e-8)")
     return problems
+
+
+def _trainer_problems(trainer: DictConfig) -> list[str]:
+    problems = []
+    clip = trainer.get("gradient_clip_val")
+    if clip is not None and (_number(clip) is None or clip < 0):
+        problems.append(f"trainer.gradient_clip_val={clip} must be >= 0 (or null: no clipping)")
+    accumulate = trainer.get("accumulate_grad_batches", 1)
+    if not isinstance(accumulate, int) or accumulate < 1:
+        problems.append(f"trainer.accumulate_grad_batches={accumulate} must be an integer >= 1")
+    interval = trainer.get("val_check_interval")
+    if interval is not None and (_number(interval) is None or interval <= 0):
+        problems.append(f"trainer.val_check_interval={interval} must be > 0 (steps, or a fraction of an epoch)")
+    limit = trainer.get("limit_val_batches")
+    if limit is not None and (_number(limit) is None or limit < 0):
+        problems.append(f"trainer.limit_val_batches={limit} must be >= 0 (0 turns validation off)")
+    every = trainer.get("log_every_n_steps")
+    if every is not None and (not isinstance(every, int) or every < 1):
+        problems.append(f"trainer.log_every_n_steps={every} must be an integer >= 1")
+    return problems
+
+
+def _schedule_problems(cfg: DictConfig, budget: RunBudget) -> list[str]:
+    problems = []
+    scheduler = cfg.get("scheduler") or {}
+    warmup = scheduler.get("warmup_steps")
+    if warmup is not None:
+        if _number(warmup) is None or warmup < 0:
+            problems.append(f"scheduler.warmup_steps={warmup} must be >= 0 (a number of steps, or below 1 a "
+                            "fraction of the run)")
+        elif isinstance(warmup, float) and warmup < 1:
+            pass  # a fraction of the run, always shorter than it
+        elif budget.max_steps > 0 and warmup >= budget.max_steps:
+            problems.append(f"scheduler.warmup_steps={warmup} is not shorter than the run ({budget.max_steps} steps):"
+                            " the learning rate would never leave the warm-up; lower it (e.g. "
+                            f"scheduler.warmup_steps={max(1, budget.max_steps // 50)}) or lengthen the run")
+    ratio = scheduler.get("min_lr_ratio")
+    if ratio is not None and (_number(ratio) is None or not 0 <= ratio <= 1):
+        problems.append(f"scheduler.min_lr_ratio={ratio} must be in [0, 1] (the final lr as a share of the peak)")
+    return problems
+
+
+def _streaming_problems(cfg: DictConfig, budget: RunBudget) -> list[str]:
+    streamed = cfg.data.get("cache") is False or (cfg.data.get("cache") is None and str(cfg.data.path).startswith("hf:"))
+    if streamed and budget.length_from == "trainer.max_epochs":
+        return [f"data.path={cfg.data.path} is streamed (no token cache), so it has no epochs to count: give the "
+                "length as tokens= or trainer.max_steps= instead of trainer.max_epochs="]
+    return []
+
+
+def _resume_checkpoint(cfg: DictConfig, model_config: MiniMindConfig | None, problems: list[str]) -> str | None:
+    """`ckpt_path` resolved and checked: it exists, is a MiniMind Lightning checkpoint, and fits the model."""
+    from minimind.checkpoints.files import lightning_state, safe_torch_load
+    from minimind.checkpoints.mismatch import mismatch_report
+
+    value = cfg.get("ckpt_path")
+    if value is None:
+        return None
+    path = last_checkpoint(cfg) if value == "last" else Path(str(value)).expanduser()
+    if value == "last" and not path.is_file():
+        problems.append(f"ckpt_path=last but there is no {path}: point hydra.run.dir= at the run dir to resume, "
+                        "or drop ckpt_path to start a new run")
+        return None
+    if not path.is_file():
+        problems.append(f"ckpt_path={value} does not exist: give a Lightning .ckpt of this run, or `last` "
+                        "(with hydra.run.dir=<run dir>)")
+        return None
+    try:
+        checkpoint = safe_torch_load(path, mmap=True)
+        if isinstance(checkpoint, dict) and "state_dict" not in checkpoint and checkpoint and \
+                all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+            raise ConfigurationError(
+                f"ckpt_path={value} holds bare model weights (an upstream-style .pth), not a training checkpoint: "
+                "ckpt_path= resumes a run exactly (optimizer, schedule, data position); weights alone cannot do that")
+        _, state = lightning_state(checkpoint, path)
+        if "global_step" not in checkpoint or "optimizer_states" not in checkpoint:
+            raise ConfigurationError(f"ckpt_path={value} has no training state (global_step, optimizer_states): "
+                                     "it cannot be resumed; give the last.ckpt of a training run")
+    except MiniMindError as error:
+        problems.append(f"ckpt_path: {error}")
+        return None
+    if model_config is not None:
+        report = mismatch_report(state, model_config, f"ckpt_path={value}")
+        if report:
+            problems.append(report + "\n    (a resumed run keeps the model it was started with: drop the model "
+                            "overrides that differ, or start a new run)")
+    return str(path)

@@ -8,25 +8,26 @@ Every run leaves in its run dir: the resolved config, `metrics.csv`, `summary.js
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from minimind.checkpoints import save_upstream_pth, upstream_pth_name
+from minimind.checkpoints import safe_torch_load, save_upstream_pth, upstream_pth_name
+from minimind.data.tokenizer import check_vocab_fits
+from minimind.errors import ConfigurationError
+from minimind.runs import LAST_CHECKPOINT, RUN_CONFIG, command_line_overrides
 from minimind.sweeps.resolvers import register as register_resolvers
 from minimind.training.callbacks import RunStatsCallback
 from minimind.training.csv_logger import METRICS_FILE, trim_metrics_after
 from minimind.training.loggers import build_loggers
 from minimind.training.module import MiniMindModule
-from minimind.training.preflight import ConfigurationError, check_training_config, last_checkpoint
+from minimind.training.preflight import check_training_config
 from minimind.training.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -37,49 +38,48 @@ warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` de
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
-def command_line_overrides() -> list[str]:
-    """The user's `key=value` overrides of this job (empty outside a Hydra app)."""
-    if not HydraConfig.initialized():
-        return []
-    return [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra.")]
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train as `cfg` says; return (final metrics, the objects built).
 
-
-def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
-    """Train as `cfg` says; return (final metrics, the objects built)."""
+    overrides: what the user typed (default: this Hydra job's command line); it decides
+    precedence where the config alone cannot, e.g. `trainer.max_steps=` over a file's `tokens`."""
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    overrides = command_line_overrides()
+    overrides = command_line_overrides() if overrides is None else list(overrides)
     summary = RunSummary(run_dir, overrides)
     built: dict[str, Any] = {}
     try:
-        model_config = check_training_config(cfg)  # before any data is read
+        plan = check_training_config(cfg, overrides)  # before any data is read
+        budget = plan.budget
+        summary.update(length_from=budget.length_from, max_steps=budget.max_steps, tokens_per_step=budget.tokens_per_step,
+                       world_size=budget.world_size)
         _write_rank_zero(summary.write)
-        _write_rank_zero(lambda: (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True)))
+        _write_rank_zero(lambda: (run_dir / RUN_CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True)))
+        log.info("run length: %s", budget.describe())
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
-        module = MiniMindModule(model_config, optimizer=instantiate(cfg.optimizer),
-                                scheduler=instantiate(cfg.scheduler), compile=cfg.compile,
+        _check_data_fits_the_run(cfg, datamodule, plan.model_config, budget.world_size)
+        module = MiniMindModule(plan.model_config, optimizer=instantiate(cfg.optimizer),
+                                scheduler=instantiate(cfg.scheduler), weight_decay=cfg.optimizer.get("weight_decay", 0.0),
+                                token_bytes=datamodule.token_bytes, compile=cfg.compile,
                                 activation_checkpointing=cfg.activation_checkpointing)
         loggers = build_loggers(cfg.get("logger"), run_dir, name=cfg.name or ",".join(overrides) or run_dir.name,
                                 group=cfg.group, tags=cfg.tags)
-        trainer = instantiate(cfg.trainer, logger=loggers,
+        trainer = instantiate(cfg.trainer, **budget.trainer_kwargs(), logger=loggers,
                               callbacks=[instantiate(c) for c in cfg.callbacks.values() if c is not None])
+        if trainer.world_size != budget.world_size:
+            raise RuntimeError(f"the Trainer runs {trainer.world_size} processes but the budget was planned for "
+                               f"{budget.world_size}: minimind.training.budget.world_size needs to learn this setup")
         built.update(datamodule=datamodule, module=module, trainer=trainer)
         for logger in trainer.loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        if cfg.tokens is not None:
-            trainer.fit_loop.epoch_loop.max_steps = steps_for_token_budget(cfg, trainer.world_size)
-        _check_data_fits_the_run(cfg, datamodule, model_config, trainer.world_size)
         summary.update(params=module.model.num_parameters(), precision=str(trainer.precision),
-                       world_size=trainer.world_size, device=_device_name(trainer.strategy.root_device),
-                       tokens_per_step=cfg.data.batch_size * cfg.data.seq_len * trainer.world_size
-                       * cfg.trainer.accumulate_grad_batches, cpu_threads=torch.get_num_threads())
+                       device=_device_name(trainer.strategy.root_device), cpu_threads=torch.get_num_threads())
 
-        ckpt_path = str(last_checkpoint(cfg)) if cfg.ckpt_path == "last" else cfg.ckpt_path
-        if ckpt_path is not None:
-            _prepare_resume(ckpt_path, run_dir)
+        if plan.ckpt_path is not None:
+            _prepare_resume(plan.ckpt_path, run_dir)
         # weights_only: a checkpoint holds tensors and plain data; never unpickle code from it.
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path, weights_only=True)
         if trainer.interrupted:
             raise KeyboardInterrupt("training was interrupted")
         metrics = _finish(trainer, module, datamodule, run_dir)
@@ -98,12 +98,6 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         _finish_wandb()
 
 
-def steps_for_token_budget(cfg: DictConfig, world_size: int) -> int:
-    """Optimizer steps that consume `cfg.tokens` tokens over all ranks."""
-    per_step = cfg.data.batch_size * cfg.data.seq_len * cfg.trainer.accumulate_grad_batches * world_size
-    return max(1, math.ceil(cfg.tokens / per_step))
-
-
 def _finish(trainer, module: MiniMindModule, datamodule, run_dir: Path) -> dict[str, float]:
     """Validate at the very last step (runs of any batch size then end on a comparable number)
     and make `last.ckpt` the final state, so resuming a finished run trains nothing twice.
@@ -112,24 +106,22 @@ def _finish(trainer, module: MiniMindModule, datamodule, run_dir: Path) -> dict[
     if module.last_validated_step != trainer.global_step and trainer.limit_val_batches != 0:
         trainer.validate(module, datamodule=datamodule, verbose=False)
         metrics.update(_metrics(trainer))
-    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    trainer.save_checkpoint(run_dir / LAST_CHECKPOINT, weights_only=False)
     return metrics
 
 
 def _prepare_resume(ckpt_path: str, run_dir: Path) -> None:
     """Drop the metrics rows the resumed run will log again, so metrics.csv reads as one run."""
-    step = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+    step = safe_torch_load(ckpt_path, mmap=True)["global_step"]
     _write_rank_zero(lambda: trim_metrics_after(run_dir / METRICS_FILE, step))
     log.info("resuming from %s (step %d)", ckpt_path, step)
 
 
 def _check_data_fits_the_run(cfg: DictConfig, datamodule, model_config, world_size: int) -> None:
     datamodule.prepare_data()  # builds the tokenizer and token cache once; later calls reuse them
-    if datamodule.vocab_size > model_config.vocab_size:
-        raise ConfigurationError(
-            f"the tokenizer has {datamodule.vocab_size} tokens but model.vocab_size={model_config.vocab_size}: "
-            f"set model.vocab_size={datamodule.vocab_size} (or use a tokenizer of at most "
-            f"{model_config.vocab_size} tokens)")
+    check_vocab_fits(datamodule.vocab_size, model_config.vocab_size,
+                     fix=f"set model.vocab_size={datamodule.vocab_size} (or use a tokenizer of at most "
+                         f"{model_config.vocab_size} tokens)")
     available = datamodule.num_train_tokens()
     needed = cfg.data.batch_size * cfg.data.seq_len * world_size
     if available is not None and available < needed:

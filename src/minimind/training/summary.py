@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from minimind.files import atomic_write_text
+from minimind.runs import SUMMARY
 
 FIELDS = ("status", "params", "tokens_seen", "steps", "train_loss", "val_loss", "val_bpb", "tokens_per_sec",
           "mfu", "peak_memory_mb", "peak_memory_kind", "wall_time_s", "overrides", "error", "started_at",
@@ -21,7 +23,7 @@ FIELDS = ("status", "params", "tokens_seen", "steps", "train_loss", "val_loss", 
 
 class RunSummary:
     def __init__(self, run_dir: str | Path, overrides: list[str] | None = None):
-        self.path = Path(run_dir) / "summary.json"
+        self.path = Path(run_dir) / SUMMARY
         self.data: dict[str, Any] = dict.fromkeys(FIELDS)
         self.data.update(status="running", overrides=list(overrides or []), started_at=_now())
 
@@ -35,11 +37,7 @@ class RunSummary:
     def write(self) -> Path:
         if self.data["status"] != "running":
             self.data["finished_at"] = self.data["finished_at"] or _now()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, allow_nan=False) + "\n")
-        os.replace(tmp, self.path)
-        return self.path
+        return atomic_write_text(self.path, json.dumps(self.data, indent=2, allow_nan=False) + "\n")
 
 
 def _now() -> str:

@@ -1,9 +1,13 @@
-"""Measures what a run summary reports: steady-state tokens/s, MFU, peak memory, wall time.
+"""The run's one measurement of speed and cost: tokens/s, MFU, peak memory, wall time.
 
-Throughput counts training steps only, measured end to end (data loading included): the
-first `warmup_steps` (compilation, allocator and data-loader start-up) and all validation
-time are left out, so the figure is the rate a longer run would sustain. No device sync is
-added per step; over many steps the asynchronous queue's depth does not matter.
+Logged as `perf/tokens_per_sec` and `perf/mfu` every `trainer.log_every_n_steps` (over the
+steps since the last log) and summarised in `summary.json` as the steady state: training
+steps only, measured end to end (data loading included), the first `warmup_steps`
+(compilation, allocator and data-loader start-up) and all validation time left out, so the
+figure is the rate a longer run would sustain. No device synchronisation is added: the
+host's clock runs ahead of an asynchronous GPU by at most the queue's depth, which a
+window of steps averages out (and logging the loss every few steps syncs anyway).
+FLOPs per token come from `minimind.model.flops` (the model's own formula).
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import torch
 from lightning.fabric.utilities.throughput import get_available_flops
 from lightning.pytorch import Callback
 
+from minimind.model.flops import training_flops_per_token
+from minimind.precision import parse_precision
+
 
 class RunStatsCallback(Callback):
     def __init__(self, warmup_steps: int = 5):
@@ -27,13 +34,13 @@ class RunStatsCallback(Callback):
         self.available_flops: float | None = None
         self._last_step_end: float | None = None
         self._steps_seen = 0
+        self._window = [0, 0.0, 0.0]  # tokens, seconds, flops since the last log
 
     def on_train_start(self, trainer, pl_module) -> None:
-        precision = str(trainer.precision)
-        dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if precision.startswith("16") else torch.float32
-        self.available_flops = get_available_flops(trainer.strategy.root_device, dtype)
-        if trainer.strategy.root_device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(trainer.strategy.root_device)
+        device = trainer.strategy.root_device
+        self.available_flops = get_available_flops(device, parse_precision(trainer.precision).compute_dtype)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         else:
             _reset_peak_rss()  # sweep jobs may share a process: measure this job's peak only
 
@@ -42,10 +49,22 @@ class RunStatsCallback(Callback):
         now = time.perf_counter()
         self._steps_seen += 1
         if self._last_step_end is not None and self._steps_seen > self.warmup_steps:
-            self.steady_seconds += now - self._last_step_end
-            self.steady_tokens += batch["input_ids"].numel() * trainer.world_size
-            self.steady_flops += pl_module.flops_per_batch * trainer.world_size
+            input_ids = batch["input_ids"]
+            tokens = input_ids.numel() * trainer.world_size
+            flops = training_flops_per_token(pl_module.config, input_ids.shape[1]) * tokens
+            seconds = now - self._last_step_end
+            self.steady_seconds += seconds
+            self.steady_tokens += tokens
+            self.steady_flops += flops
+            self._window = [self._window[0] + tokens, self._window[1] + seconds, self._window[2] + flops]
         self._last_step_end = now
+        if trainer.global_step % max(1, trainer.log_every_n_steps) == 0 and self._window[1] > 0:
+            tokens, seconds, flops = self._window
+            values = {"perf/tokens_per_sec": tokens / seconds}
+            if self.available_flops:
+                values["perf/mfu"] = flops / seconds / (self.available_flops * trainer.world_size)
+            pl_module.log_dict(values, on_step=True, on_epoch=False, batch_size=1)
+            self._window = [0, 0.0, 0.0]
 
     def on_validation_start(self, trainer, pl_module) -> None:
         self._last_step_end = None  # validation is not training time: skip the step that spans it
@@ -54,7 +73,7 @@ class RunStatsCallback(Callback):
         return self.steady_tokens / self.steady_seconds if self.steady_seconds > 0 else None
 
     def mfu(self, world_size: int = 1) -> float | None:
-        """Achieved FLOP/s over the devices' peak (None where Lightning knows no peak, e.g. CPUs)."""
+        """Achieved FLOP/s over the devices' peak (None where no peak is known, e.g. CPUs)."""
         if not self.available_flops or self.steady_seconds <= 0:
             return None
         return self.steady_flops / self.steady_seconds / (self.available_flops * world_size)
