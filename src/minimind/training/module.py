@@ -1,9 +1,10 @@
 """`MiniMindModule`: the one training loop, as a LightningModule around `MiniMindForCausalLM`.
 
-Pretraining and SFT differ only by their batches (SFT labels are -100 outside the
-assistant's replies), so both run through this same module. What the module needs from
-the run is passed in: the optimizer and schedule (partials), the weight decay, and the
-UTF-8 byte length of every token (for bits per byte).
+Every stage runs through it; a stage differs by its data and its `Objective`
+(`minimind.training.objectives`: next-token cross-entropy for pretraining, SFT and LoRA,
+distillation, ...), which turns a batch into the loss and the metrics that explain it. What
+the module needs from the run is passed in: the objective, the optimizer and schedule
+(partials), the weight decay, and the UTF-8 byte length of every token (for bits per byte).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from lightning import LightningModule
 from lightning.pytorch.strategies import FSDPStrategy
 
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
-from minimind.training.metrics import LanguageModelMetrics, bits_per_byte
+from minimind.training.objectives import CausalLM, Objective
 from minimind.training.optim import param_groups, warmup_cosine
 
 
@@ -23,12 +24,13 @@ class MiniMindModule(LightningModule):
     def __init__(self, model_config: MiniMindConfig | dict[str, Any],
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  scheduler: Callable[..., Any] | None = None, weight_decay: float = 0.0,
-                 token_bytes: torch.Tensor | None = None, compile: bool = False,
-                 activation_checkpointing: bool = False):
+                 token_bytes: torch.Tensor | None = None, objective: Objective | None = None,
+                 compile: bool = False, activation_checkpointing: bool = False):
         """optimizer: a partial taking parameter groups (e.g. `partial(AdamW, lr=...)`).
         scheduler: a partial taking (optimizer, total_steps), e.g. `partial(warmup_cosine, warmup_steps=100)`.
         weight_decay: applied to matrices only (`minimind.training.optim.param_groups`).
-        token_bytes: (vocab,) UTF-8 bytes per token id, for bits per byte (None: 1 byte each)."""
+        token_bytes: (vocab,) UTF-8 bytes per token id, for bits per byte (None: 1 byte each).
+        objective: what the stage trains for (None: next-token cross-entropy)."""
         super().__init__()
         config = model_config if isinstance(model_config, MiniMindConfig) else MiniMindConfig.from_dict(model_config)
         # Only plain data goes into the checkpoint, so it loads with weights_only=True.
@@ -41,7 +43,7 @@ class MiniMindModule(LightningModule):
         self.scheduler_factory = scheduler or warmup_cosine
         self.weight_decay = weight_decay
         self.compile_model = compile
-        self.val_metrics = LanguageModelMetrics()
+        self.objective = objective or CausalLM()
         if token_bytes is None:
             token_bytes = torch.ones(config.vocab_size, dtype=torch.long)
         self.register_buffer("token_bytes", torch.as_tensor(token_bytes, dtype=torch.long), persistent=False)
@@ -52,6 +54,12 @@ class MiniMindModule(LightningModule):
     def config(self) -> MiniMindConfig:
         return self.model.config
 
+    def on_fit_start(self) -> None:
+        self.objective.setup(self)  # the module is on its device now (it is not yet in `setup`)
+
+    def on_validation_start(self) -> None:
+        self.objective.setup(self)
+
     def configure_model(self) -> None:
         if self.compile_model:
             self.model.compile()  # in place: parameter names, and so checkpoints, stay the same
@@ -60,17 +68,13 @@ class MiniMindModule(LightningModule):
         return self.model(input_ids, **kwargs)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        input_ids, labels = batch["input_ids"], batch["labels"]
-        out = self.model(input_ids, labels=labels)
-        self.tokens_seen += input_ids.numel() * self.trainer.world_size
-        self.log_dict({"train/loss": out.loss, "train/ppl": out.loss.detach().exp(),
-                       "train/bpb": bits_per_byte(out.loss, labels[:, 1:], self.token_bytes)},
-                      prog_bar=False, batch_size=input_ids.shape[0])
-        self.log("train/tokens", float(self.tokens_seen), batch_size=input_ids.shape[0])
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=input_ids.shape[0])
-        if self.config.use_moe:
-            self.log("train/aux_loss", out.aux_loss, batch_size=input_ids.shape[0])
-        return out.loss + out.aux_loss
+        out = self.objective.training_step(self, batch)
+        size = batch["input_ids"].shape[0]
+        self.tokens_seen += self.objective.batch_tokens(batch) * self.trainer.world_size
+        self.log_dict({f"train/{k}": v for k, v in out.metrics.items()}, batch_size=size)
+        self.log("train/tokens", float(self.tokens_seen), batch_size=size)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=size)
+        return out.loss
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val=None,
                                     gradient_clip_algorithm=None) -> None:
@@ -86,14 +90,12 @@ class MiniMindModule(LightningModule):
             torch.nn.utils.clip_grads_with_norm_(parameters, gradient_clip_val, norm)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        out = self.model(batch["input_ids"], labels=batch["labels"])
-        self.val_metrics.update(out.loss, batch["labels"][:, 1:], self.token_bytes)
+        self.objective.validation_step(self, batch)
 
     def on_validation_epoch_end(self) -> None:
-        values = self.val_metrics.compute()
+        values = self.objective.validation_results()
         self.log_dict({f"val/{k}": v.float() for k, v in values.items()}, prog_bar=True, sync_dist=False)
         self.log("val/tokens", float(self.tokens_seen))  # x-axis for comparing runs of other batch sizes
-        self.val_metrics.reset()
         self.last_validated_step = self.global_step
 
     def configure_optimizers(self):

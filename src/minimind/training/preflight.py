@@ -11,14 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from minimind.checkpoints.mismatch import mismatch_report
+from minimind.cli import expected_error
 from minimind.data.datamodule import settings_problems
 from minimind.errors import ConfigurationError, MiniMindError
 from minimind.model import MiniMindConfig
 from minimind.precision import parse_precision
-from minimind.runs import LAST_CHECKPOINT
+from minimind.runs import LAST_CHECKPOINT, overridden
 from minimind.training.budget import RunBudget, plan_budget, world_size
+from minimind.training.init import InitWeights, resolve_init
+from minimind.training.objectives import Objective
 
 
 @dataclass(frozen=True)
@@ -26,12 +31,29 @@ class TrainingPlan:
     model_config: MiniMindConfig
     budget: RunBudget
     ckpt_path: str | None  # the Lightning checkpoint to resume from (`last` resolved)
+    init: InitWeights | None  # the weights to start from (init_from=), unless resuming
+    objective: Objective
 
 
 def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> TrainingPlan:
     """Validate `cfg` (with the overrides the user typed, which decide precedence); return the plan."""
     problems: list[str] = []
-    model_config = _collect(problems, lambda: MiniMindConfig.from_dict(OmegaConf.to_container(cfg.model, resolve=True)))
+    init = None
+    if cfg.get("init_from"):
+        if cfg.get("ckpt_path") is not None and overridden(list(overrides), "ckpt_path"):
+            problems.append(f"ckpt_path={cfg.ckpt_path} and init_from={cfg.init_from} were both given: ckpt_path= "
+                            "resumes a run exactly (its weights included), init_from= starts a new run from weights; "
+                            "to resume, drop init_from=")
+        model_config, init = _collect(problems, lambda: resolve_init(cfg, list(overrides))) or (None, None)
+        if init is not None and model_config is not None:
+            report = mismatch_report(init.state, model_config, f"init_from={cfg.init_from}")
+            if report:
+                problems.append(report + "\n    (the model's shape comes from init_from=: drop the model overrides "
+                                "that change it)")
+    else:
+        model_config = _collect(problems, lambda: MiniMindConfig.from_dict(
+            OmegaConf.to_container(cfg.model, resolve=True)))
+    objective = _collect(problems, lambda: instantiate(cfg.stage.objective))
     problems += _hardware_problems(cfg.trainer)
     world = _collect(problems, lambda: world_size(cfg.trainer))
     problems += settings_problems(**OmegaConf.to_container(cfg.data, resolve=True))
@@ -50,7 +72,7 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
     ckpt_path = _resume_checkpoint(cfg, model_config, problems)
     if problems:
         raise ConfigurationError("cannot start training:\n  - " + "\n  - ".join(problems))
-    return TrainingPlan(model_config, budget, ckpt_path)
+    return TrainingPlan(model_config, budget, ckpt_path, None if ckpt_path else init, objective)
 
 
 def last_checkpoint(cfg: DictConfig) -> Path:
@@ -61,8 +83,11 @@ def _collect(problems: list[str], check):
     """Run one check; an expected error becomes a listed problem instead of stopping the others."""
     try:
         return check()
-    except MiniMindError as error:
-        problems.append(str(error))
+    except Exception as error:
+        expected = expected_error(error)  # also behind Hydra's InstantiationException
+        if expected is None:
+            raise
+        problems.append(str(expected))
         return None
 
 
@@ -175,7 +200,6 @@ def _streaming_problems(cfg: DictConfig, budget: RunBudget) -> list[str]:
 def _resume_checkpoint(cfg: DictConfig, model_config: MiniMindConfig | None, problems: list[str]) -> str | None:
     """`ckpt_path` resolved and checked: it exists, is a MiniMind Lightning checkpoint, and fits the model."""
     from minimind.checkpoints.files import lightning_state, safe_torch_load
-    from minimind.checkpoints.mismatch import mismatch_report
 
     value = cfg.get("ckpt_path")
     if value is None:

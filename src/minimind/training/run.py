@@ -16,9 +16,10 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from minimind.checkpoints import safe_torch_load, save_upstream_pth, upstream_pth_name
+from minimind.checkpoints.mismatch import load_state_strict
 from minimind.data.tokenizer import check_vocab_fits
 from minimind.errors import ConfigurationError
 from minimind.runs import LAST_CHECKPOINT, RUN_CONFIG, command_line_overrides
@@ -51,18 +52,25 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
     try:
         plan = check_training_config(cfg, overrides)  # before any data is read
         budget = plan.budget
+        if cfg.get("init_from"):  # the run's config records the model it really trains
+            with open_dict(cfg):
+                cfg.model = {"_target_": cfg.model.get("_target_"), **plan.model_config.to_dict()}
         summary.update(length_from=budget.length_from, max_steps=budget.max_steps, tokens_per_step=budget.tokens_per_step,
-                       world_size=budget.world_size)
+                       world_size=budget.world_size, stage=cfg.stage.name, init_from=cfg.get("init_from"))
         _write_rank_zero(summary.write)
         _write_rank_zero(lambda: (run_dir / RUN_CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True)))
         log.info("run length: %s", budget.describe())
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         _check_data_fits_the_run(cfg, datamodule, plan.model_config, budget.world_size)
+        plan.objective.prepare(tokenizer=datamodule.tokenizer, model_config=plan.model_config)
         module = MiniMindModule(plan.model_config, optimizer=instantiate(cfg.optimizer),
                                 scheduler=instantiate(cfg.scheduler), weight_decay=cfg.optimizer.get("weight_decay", 0.0),
-                                token_bytes=datamodule.token_bytes, compile=cfg.compile,
+                                token_bytes=datamodule.token_bytes, objective=plan.objective, compile=cfg.compile,
                                 activation_checkpointing=cfg.activation_checkpointing)
+        if plan.init is not None:
+            load_state_strict(module.model, plan.init.state, f"init_from={cfg.init_from}")
+            log.info("initialised from %s", plan.init.describe())
         loggers = build_loggers(cfg.get("logger"), run_dir, name=cfg.name or ",".join(overrides) or run_dir.name,
                                 group=cfg.group, tags=cfg.tags)
         trainer = instantiate(cfg.trainer, **budget.trainer_kwargs(), logger=loggers,
@@ -158,8 +166,7 @@ def _write_rank_zero(write) -> None:
 
 def _export_final_weights(cfg: DictConfig, module: MiniMindModule, run_dir: Path) -> None:
     if cfg.export_pth:
-        stage = "full_sft" if cfg.data.get("format") == "sft" else "pretrain"
-        path = save_upstream_pth(module.model, run_dir / upstream_pth_name(module.config, stage))
+        path = save_upstream_pth(module.model, run_dir / upstream_pth_name(module.config, cfg.stage.name))
         log.info("final weights in upstream MiniMind form: %s", path)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -17,8 +16,11 @@ from lightning.pytorch.utilities import rank_zero_only
 
 class SampleGenerationCallback(Callback):
     def __init__(self, prompts: list[str], max_new_tokens: int = 48, output_file: str | None = None,
-                 print_samples: bool = True):
+                 print_samples: bool = True, chat: bool = False):
+        """chat: the prompts are user turns, rendered with the tokenizer's chat template (SFT and later
+        stages); otherwise raw text to continue (pretraining)."""
         self.prompts = list(prompts)
+        self.chat = chat
         self.max_new_tokens = max_new_tokens
         self.output_file = output_file
         self.print_samples = print_samples
@@ -45,11 +47,14 @@ class SampleGenerationCallback(Callback):
                                  data=[list(r) for r in self.history], step=trainer.global_step)
 
     def complete(self, pl_module, tokenizer, prompt: str) -> str:
-        ids = torch.tensor([tokenizer.encode(prompt, add_special_tokens=False)], device=pl_module.device)
+        from minimind.generate import Sampling, chat, complete
+
+        sampling = Sampling(max_new_tokens=self.max_new_tokens, temperature=0.0)
         was_training = pl_module.training
         pl_module.eval()
         try:
-            out = pl_module.model.generate(ids, max_new_tokens=self.max_new_tokens, do_sample=False)
+            if self.chat:
+                return chat(pl_module.model, tokenizer, [prompt], sampling, stream=False)[-1]["content"]
+            return complete(pl_module.model, tokenizer, prompt, sampling, stream=False)
         finally:
             pl_module.train(was_training)
-        return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)

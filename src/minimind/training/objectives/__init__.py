@@ -1,0 +1,13 @@
+"""What a stage trains for: how a batch becomes a loss, and the numbers that explain it.
+
+Every stage (pretraining, SFT, LoRA, distillation, and the preference stages) runs through the
+one `MiniMindModule` loop; what differs is its `Objective`, chosen by the `stage` config group
+(`stage.objective`), and its data. Resume, precision, sweeps, loggers, summary.json and compare
+are the loop's, so they hold for every stage without a line of stage-specific code.
+"""
+
+from minimind.training.objectives.base import Frozen, Objective, StepOutput
+from minimind.training.objectives.causal_lm import CausalLM
+from minimind.training.objectives.distillation import Distillation
+
+__all__ = ["CausalLM", "Distillation", "Frozen", "Objective", "StepOutput"]
