@@ -36,6 +36,17 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sft_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SFT JSONL of 300 made-up conversations (system prompts and multi-turn ones among them)."""
+    import json
+
+    path = tmp_path_factory.mktemp("tiny-sft") / "sft.jsonl"
+    path.write_text("".join(json.dumps({"conversations": c}) + "\n" for c in make_conversations(300)),
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 400-token byte-level BPE tokenizer in MiniMind's format, trained once per session."""
     from minimind.data.tokenizer import train_tokenizer

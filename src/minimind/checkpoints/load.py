@@ -107,7 +107,8 @@ def load_checkpoint(path: str | Path, model_config: MiniMindConfig | dict[str, A
     if attn_implementation is not None:
         config_dict["attn_implementation"] = attn_implementation
     config = as_config(config_dict)
-    model = MiniMindForCausalLM(config)
+    with torch.random.fork_rng(devices=[]):  # the random init is overwritten: leave the caller's RNG as it was
+        model = MiniMindForCausalLM(config)
     load_state_strict(model, state, f"checkpoint {path}")
     model = model.to(device=device, dtype=dtype or torch.float32).eval()
     return LoadedCheckpoint(model=model, kind=kind, path=path, config_source=source, run_dir=find_run_dir(path))

@@ -103,8 +103,16 @@ def fold_layers(rows: list[tuple[str, str]]) -> list[str]:
     return lines
 
 
+def with_tied_head(state: dict[str, torch.Tensor], config: MiniMindConfig) -> dict[str, torch.Tensor]:
+    """Hugging Face leaves a tied lm_head out of its files: it is the embedding matrix."""
+    if config.tie_word_embeddings and "lm_head.weight" not in state and "model.embed_tokens.weight" in state:
+        return {**state, "lm_head.weight": state["model.embed_tokens.weight"]}
+    return state
+
+
 def mismatch_report(state: dict[str, torch.Tensor], config: MiniMindConfig, source: str) -> str | None:
     """None if `state` fits `config` exactly, else a message listing every mismatched key and the fix."""
+    state = with_tied_head(state, config)
     expected = expected_shapes(config)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -149,10 +157,8 @@ def mismatch_report(state: dict[str, torch.Tensor], config: MiniMindConfig, sour
 
 def load_state_strict(model: MiniMindForCausalLM, state: dict[str, torch.Tensor], source: str) -> None:
     """Load every tensor or fail with the full list of what does not fit; never a partial load."""
-    state = dict(state)
     config = model.config
-    if config.tie_word_embeddings and "lm_head.weight" not in state and "model.embed_tokens.weight" in state:
-        state["lm_head.weight"] = state["model.embed_tokens.weight"]  # Hugging Face omits the tied copy
+    state = with_tied_head(state, config)
     report = mismatch_report(state, config, source)
     if report:
         raise CheckpointError(report)

@@ -139,8 +139,11 @@ class MiniMindForCausalLM(nn.Module, GenerationMixin):
         if labels is not None:
             # Position t predicts token t+1. Shift the labels, not the logits: slicing the
             # (B, T, vocab) logits would copy the largest tensor of the step.
+            # A sum over the trained tokens divided by their count: the mean, and 0 rather than NaN for a
+            # batch without any (an SFT row whose reply was cut off by seq_len).
             targets = F.pad(labels[:, 1:], (0, 1), value=-100)
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                                   reduction="sum") / (targets != -100).sum().clamp(min=1)
         return CausalLMOutput(logits=logits, loss=loss, aux_loss=aux_loss, past_key_values=cache,
                               attentions=attentions, hidden_states=hidden)
 

@@ -28,7 +28,7 @@ from minimind.training.callbacks import RunStatsCallback
 from minimind.training.csv_logger import METRICS_FILE, trim_metrics_after
 from minimind.training.loggers import build_loggers
 from minimind.training.module import MiniMindModule
-from minimind.training.preflight import check_training_config
+from minimind.training.preflight import TrainingPlan, check_training_config
 from minimind.training.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         _check_data_fits_the_run(cfg, datamodule, plan.model_config, budget.world_size)
-        plan.objective.prepare(tokenizer=datamodule.tokenizer, model_config=plan.model_config)
-        module = MiniMindModule(plan.model_config, optimizer=instantiate(cfg.optimizer),
-                                scheduler=instantiate(cfg.scheduler), weight_decay=cfg.optimizer.get("weight_decay", 0.0),
-                                token_bytes=datamodule.token_bytes, objective=plan.objective, compile=cfg.compile,
-                                activation_checkpointing=cfg.activation_checkpointing)
-        if plan.init is not None:
-            load_state_strict(module.model, plan.init.state, f"init_from={cfg.init_from}")
-            log.info("initialised from %s", plan.init.describe())
+        module = build_module(cfg, plan, datamodule)
         loggers = build_loggers(cfg.get("logger"), run_dir, name=cfg.name or ",".join(overrides) or run_dir.name,
                                 group=cfg.group, tags=cfg.tags)
         trainer = instantiate(cfg.trainer, **budget.trainer_kwargs(), logger=loggers,
@@ -104,6 +97,20 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
     finally:
         _write_rank_zero(lambda: log.info("summary: %s", summary.write()))
         _finish_wandb()
+
+
+def build_module(cfg: DictConfig, plan: TrainingPlan, datamodule) -> MiniMindModule:
+    """The LightningModule of a checked plan: its objective prepared for the data's tokenizer, and the
+    weights of `init_from=` loaded (strictly) when the run starts from them."""
+    plan.objective.prepare(tokenizer=datamodule.tokenizer, model_config=plan.model_config)
+    module = MiniMindModule(plan.model_config, optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler),
+                            weight_decay=cfg.optimizer.get("weight_decay", 0.0), token_bytes=datamodule.token_bytes,
+                            objective=plan.objective, compile=cfg.compile,
+                            activation_checkpointing=cfg.activation_checkpointing)
+    if plan.init is not None:
+        load_state_strict(module.model, plan.init.state, f"init_from={cfg.init_from}")
+        log.info("initialised from %s", plan.init.describe())
+    return module
 
 
 def _finish(trainer, module: MiniMindModule, datamodule, run_dir: Path) -> dict[str, float]:

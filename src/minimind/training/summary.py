@@ -16,9 +16,10 @@ from typing import Any
 from minimind.files import atomic_write_text
 from minimind.runs import SUMMARY
 
-FIELDS = ("status", "params", "tokens_seen", "steps", "train_loss", "val_loss", "val_bpb", "tokens_per_sec",
+FIELDS = ("status", "stage", "params", "tokens_seen", "steps", "train_loss", "val_loss", "val_bpb", "tokens_per_sec",
           "mfu", "peak_memory_mb", "peak_memory_kind", "wall_time_s", "overrides", "error", "started_at",
-          "finished_at", "precision", "device", "world_size", "tokens_per_step", "cpu_threads")
+          "finished_at", "precision", "device", "world_size", "tokens_per_step", "length_from", "max_steps",
+          "init_from", "cpu_threads")
 
 
 class RunSummary:

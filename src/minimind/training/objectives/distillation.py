@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """T^2 * KL(softmax(teacher / T) || softmax(student / T)), averaged over the rows (tokens)."""
+    """T^2 * KL(softmax(teacher / T) || softmax(student / T)), averaged over the rows (tokens); 0 for no rows."""
     teacher = F.softmax(teacher_logits.float() / temperature, dim=-1)
     student = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    return temperature ** 2 * F.kl_div(student, teacher, reduction="batchmean")
+    return temperature ** 2 * F.kl_div(student, teacher, reduction="sum") / max(1, student.shape[0])
 
 
 class Distillation(CausalLM):
