@@ -101,6 +101,14 @@ def hf_state_dict(model: MiniMindForCausalLM, dtype: torch.dtype) -> dict[str, t
     return state
 
 
+def hf_state_dict(model: MiniMindForCausalLM, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Our state dict is already transformers' (same names); a tied lm_head is left out, as transformers does."""
+    state = {k: v.detach().to("cpu", dtype).contiguous().clone() for k, v in model.state_dict().items()}
+    if model.config.tie_word_embeddings:
+        state.pop("lm_head.weight")
+    return state
+
+
 def generation_config(config: MiniMindConfig, tokenizer) -> dict[str, Any]:
     """Sampling defaults (upstream MiniMind's), stopping at `<|im_end|>` and at `<|endoftext|>`."""
     eos = [config.eos_token_id]
