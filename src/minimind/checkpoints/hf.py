@@ -101,32 +101,6 @@ def hf_state_dict(model: MiniMindForCausalLM, dtype: torch.dtype) -> dict[str, t
     return state
 
 
-def hf_state_dict(model: MiniMindForCausalLM, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Our state dict is already transformers' (same names); a tied lm_head is left out, as transformers does."""
-    state = {k: v.detach().to("cpu", dtype).contiguous().clone() for k, v in model.state_dict().items()}
-    if model.config.tie_word_embeddings:
-        state.pop("lm_head.weight")
-    return state
-
-
-def generation_config(config: MiniMindConfig, tokenizer) -> dict[str, Any]:
-    """Sampling defaults (upstream MiniMind's), stopping at `<|im_end|>` and at `<|endoftext|>`."""
-    eos = [config.eos_token_id]
-    end_of_text = tokenizer.convert_tokens_to_ids("<|endoftext|>") if tokenizer is not None else None
-    if end_of_text is not None and end_of_text not in eos:
-        eos.append(end_of_text)
-    return {"bos_token_id": config.bos_token_id, "eos_token_id": eos, "pad_token_id": config.pad_token_id,
-            "do_sample": True, "temperature": 0.85, "top_k": 50, "top_p": 0.85}
-
-
-def hf_state_dict(model: MiniMindForCausalLM, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Our state dict is already transformers' (same names); a tied lm_head is left out, as transformers does."""
-    state = {k: v.detach().to("cpu", dtype).contiguous().clone() for k, v in model.state_dict().items()}
-    if model.config.tie_word_embeddings:
-        state.pop("lm_head.weight")
-    return state
-
-
 def minimind_config_json(config: MiniMindConfig) -> dict[str, Any]:
     """Upstream's transformers-format config (`model_type: minimind`); `config_from_hf` reads it back."""
     return {"model_type": "minimind", "architectures": ["MiniMindForCausalLM"], **config.to_dict()}
