@@ -22,7 +22,7 @@ from minimind.model import MiniMindConfig
 from minimind.precision import parse_precision
 from minimind.runs import LAST_CHECKPOINT, overridden
 from minimind.training.budget import RunBudget, plan_budget, world_size
-from minimind.training.init import InitWeights, resolve_init
+from minimind.training.init import InitWeights, resolve_init, with_typed_model_settings
 from minimind.training.objectives import Objective
 
 
@@ -38,21 +38,7 @@ class TrainingPlan:
 def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> TrainingPlan:
     """Validate `cfg` (with the overrides the user typed, which decide precedence); return the plan."""
     problems: list[str] = []
-    init = None
-    if cfg.get("init_from"):
-        if cfg.get("ckpt_path") is not None and overridden(list(overrides), "ckpt_path"):
-            problems.append(f"ckpt_path={cfg.ckpt_path} and init_from={cfg.init_from} were both given: ckpt_path= "
-                            "resumes a run exactly (its weights included), init_from= starts a new run from weights; "
-                            "to resume, drop init_from=")
-        model_config, init = _collect(problems, lambda: resolve_init(cfg, list(overrides))) or (None, None)
-        if init is not None and model_config is not None:
-            report = mismatch_report(init.state, model_config, f"init_from={cfg.init_from}")
-            if report:
-                problems.append(report + "\n    (the model's shape comes from init_from=: drop the model overrides "
-                                "that change it)")
-    else:
-        model_config = _collect(problems, lambda: MiniMindConfig.from_dict(
-            OmegaConf.to_container(cfg.model, resolve=True)))
+    model_config, init, ckpt_path = _model_source(cfg, list(overrides), problems)
     objective = _collect(problems, lambda: instantiate(cfg.stage.objective))
     problems += _hardware_problems(cfg.trainer)
     world = _collect(problems, lambda: world_size(cfg.trainer))
@@ -69,10 +55,40 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
     if budget is not None:
         problems += _schedule_problems(cfg, budget)
         problems += _streaming_problems(cfg, budget)
-    ckpt_path = _resume_checkpoint(cfg, model_config, problems)
     if problems:
         raise ConfigurationError("cannot start training:\n  - " + "\n  - ".join(problems))
-    return TrainingPlan(model_config, budget, ckpt_path, None if ckpt_path else init, objective)
+    return TrainingPlan(model_config, budget, ckpt_path, init, objective)
+
+
+def _model_source(cfg: DictConfig, overrides: list[str], problems: list[str]):
+    """(model config, weights to start from, checkpoint to resume): a resumed run keeps the model in its
+    checkpoint, a run from `init_from=` takes the source's; either with what the user typed on top (and
+    refused if that no longer fits the weights); otherwise the composed `model`."""
+    if cfg.get("ckpt_path") is not None:
+        if cfg.get("init_from") and overridden(overrides, "ckpt_path") and overridden(overrides, "init_from"):
+            problems.append(f"ckpt_path={cfg.ckpt_path} and init_from={cfg.init_from} were both given: ckpt_path= "
+                            "resumes a run exactly (its weights included), init_from= starts a new run from weights; "
+                            "to resume, drop init_from=")
+        resumed = _resume_checkpoint(cfg, problems)
+        if resumed is None:
+            return None, None, None
+        path, fields, state = resumed
+        fields, _ = with_typed_model_settings(fields, cfg, overrides, "")
+        config = _collect(problems, lambda: MiniMindConfig.from_dict(fields))
+        report = config and mismatch_report(state, config, f"ckpt_path={cfg.ckpt_path}")
+        if report:
+            problems.append(report + "\n    (a resumed run keeps the model it was started with: drop the model "
+                            "overrides that differ, or start a new run)")
+        return config, None, path
+    if cfg.get("init_from"):
+        config, init = _collect(problems, lambda: resolve_init(cfg, overrides)) or (None, None)
+        report = init and config and mismatch_report(init.state, config, f"init_from={cfg.init_from}")
+        if report:
+            problems.append(report + "\n    (the model's shape comes from init_from=: drop the model overrides "
+                            "that change it)")
+        return config, init, None
+    return _collect(problems, lambda: MiniMindConfig.from_dict(OmegaConf.to_container(cfg.model, resolve=True))), \
+        None, None
 
 
 def last_checkpoint(cfg: DictConfig) -> Path:
@@ -197,13 +213,12 @@ def _streaming_problems(cfg: DictConfig, budget: RunBudget) -> list[str]:
     return []
 
 
-def _resume_checkpoint(cfg: DictConfig, model_config: MiniMindConfig | None, problems: list[str]) -> str | None:
-    """`ckpt_path` resolved and checked: it exists, is a MiniMind Lightning checkpoint, and fits the model."""
+def _resume_checkpoint(cfg: DictConfig, problems: list[str]):
+    """(path, model config fields, model state) of `ckpt_path` (`last` resolved): it must exist and be a
+    training checkpoint of MiniMind; None after listing what is wrong."""
     from minimind.checkpoints.files import lightning_state, safe_torch_load
 
-    value = cfg.get("ckpt_path")
-    if value is None:
-        return None
+    value = cfg.ckpt_path
     path = last_checkpoint(cfg) if value == "last" else Path(str(value)).expanduser()
     if value == "last" and not path.is_file():
         problems.append(f"ckpt_path=last but there is no {path}: point hydra.run.dir= at the run dir to resume, "
@@ -219,17 +234,13 @@ def _resume_checkpoint(cfg: DictConfig, model_config: MiniMindConfig | None, pro
                 all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
             raise ConfigurationError(
                 f"ckpt_path={value} holds bare model weights (an upstream-style .pth), not a training checkpoint: "
-                "ckpt_path= resumes a run exactly (optimizer, schedule, data position); weights alone cannot do that")
-        _, state = lightning_state(checkpoint, path)
+                "ckpt_path= resumes a run exactly (optimizer, schedule, data position); weights alone cannot do that; "
+                "to start a new run from them use init_from=")
+        fields, state = lightning_state(checkpoint, path)
         if "global_step" not in checkpoint or "optimizer_states" not in checkpoint:
             raise ConfigurationError(f"ckpt_path={value} has no training state (global_step, optimizer_states): "
                                      "it cannot be resumed; give the last.ckpt of a training run")
     except MiniMindError as error:
         problems.append(f"ckpt_path: {error}")
         return None
-    if model_config is not None:
-        report = mismatch_report(state, model_config, f"ckpt_path={value}")
-        if report:
-            problems.append(report + "\n    (a resumed run keeps the model it was started with: drop the model "
-                            "overrides that differ, or start a new run)")
-    return str(path)
+    return str(path), fields, state

@@ -52,9 +52,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
     try:
         plan = check_training_config(cfg, overrides)  # before any data is read
         budget = plan.budget
-        if cfg.get("init_from"):  # the run's config records the model it really trains
-            with open_dict(cfg):
-                cfg.model = {"_target_": cfg.model.get("_target_"), **plan.model_config.to_dict()}
+        with open_dict(cfg):  # the run's config records the model it really trains (from init_from=, a resumed
+            cfg.model = {"_target_": cfg.model.get("_target_"), **plan.model_config.to_dict()}  # checkpoint, ...)
         summary.update(length_from=budget.length_from, max_steps=budget.max_steps, tokens_per_step=budget.tokens_per_step,
                        world_size=budget.world_size, stage=cfg.stage.name, init_from=cfg.get("init_from"))
         _write_rank_zero(summary.write)
