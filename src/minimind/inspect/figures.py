@@ -31,11 +31,11 @@ def save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def human_bytes(n: float) -> str:
-    """1536 -> "1.50 KiB"."""
+def human_bytes(n: float, spec: str = ",.2f") -> str:
+    """1536 -> "1.50 KiB" (binary units); `spec` formats the number, e.g. "g" for tick labels ("4 KiB")."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.2f} {unit}"
+            return f"{n:,.0f} B" if unit == "B" and spec == ",.2f" else f"{n:{spec}} {unit}"
         n /= 1024
     return f"{n} B"
 

@@ -129,15 +129,6 @@ def kv_cache_data(model, ids: list[int], new_tokens: int = 64, repeats: int = 2)
     }
 
 
-def binary_size(n: float) -> str:
-    """A tick label: 4096 -> "4 KiB"."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:g} {unit}"
-        n /= 1024
-    return f"{n:g} B"
-
-
 def _median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
@@ -153,7 +144,7 @@ def draw(data: dict[str, Any]):
         ax_mem.scatter([int(n) for n in v["measured"]], list(v["measured"].values()), color=f"C{i}", zorder=3,
                        edgecolor="black")
     ax_mem.set_yscale("log", base=2)
-    ax_mem.yaxis.set_major_formatter(FuncFormatter(lambda y, _: binary_size(y)))
+    ax_mem.yaxis.set_major_formatter(FuncFormatter(lambda y, _: human_bytes(y, "g")))
     ax_mem.axvline(n_ctx, color="grey", lw=0.8, ls=":")
     ax_mem.set(xlabel=f"tokens in the cache (per sequence; context {n_ctx:,})",
                ylabel=f"cache size ({data['bytes_per_element']} bytes per element)",

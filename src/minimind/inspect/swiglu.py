@@ -111,8 +111,8 @@ def section(model, out: Path, ids: list[int], layer: int | None = None, **_: Any
         f"{data['layer']}, {100 * row['gate_negative_share']:.0f}% of the gate pre-activations are negative, where "
         f"silu squeezes them towards 0 (left), and the product h is what the down projection reads (middle). Across "
         f"the layers {100 * min(shares):.0f}% to {100 * max(shares):.0f}% of the gated units are near zero "
-        f"(|h| < {data['near_zero']} x the layer's RMS of h; right): the gate switches units off per token, which a "
-        "plain MLP's activation alone does less selectively.", "",
+        f"(|h| < {data['near_zero']} x the layer's RMS of h; right): the gate decides per token which units pass, "
+        "where in a plain MLP one projection both carries the content and, through its activation, decides.", "",
         "Formula: `FFN(x) = down_proj(silu(gate_proj(x)) * up_proj(x))`, `silu(z) = z * sigmoid(z)`; a plain MLP "
         "is `down(act(up(x)))` (two matrices instead of three).", "",
         "Code: " + source(FeedForward.forward) + "; MoE layers run several of them: `minimind.model.moe.MoEFeedForward`.",
