@@ -178,3 +178,33 @@ def write_csv(runs: list[Run], path: Path) -> Path:
 
 def _csv_value(value: object) -> object:
     return "" if value is None else value
+
+
+TEXT_COLUMNS = {c.key for c in COLUMNS if not c.numeric} | {"error", "path"}
+
+
+def read_csv(path: Path) -> list[dict[str, object]]:
+    """A `comparison.csv` read back (a committed report, a notebook): one dict per run, numbers as
+    int or float, empty cells as None; columns it does not know are kept, as numbers where they are."""
+    from minimind.errors import ToolError
+
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise ToolError(f"cannot read {path} ({error.strerror}): pass the comparison.csv of a report "
+                        "(python -m minimind.compare DIR writes one)") from None
+    return [{key: _cell(key, text) for key, text in row.items() if key is not None} for row in rows]
+
+
+def _cell(key: str, text: str | None) -> object:
+    if text is None or text == "":
+        return None
+    if key in TEXT_COLUMNS:
+        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
