@@ -30,9 +30,9 @@ def main() -> None:
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--message", nargs="+", default=["What is a list?", "And a tuple?"])
     parser.add_argument("--temperature", default="0.7")
-    parser.add_argument("--max-tokens", default="48")
+    parser.add_argument("--max-tokens", default="32")
     parser.add_argument("--system", default="")
-    parser.add_argument("--size", default="1000,720")
+    parser.add_argument("--size", default="1000,900")
     parser.add_argument("--out", type=Path, default=HERE / "serve-page.png")
     args = parser.parse_args()
 

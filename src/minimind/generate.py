@@ -138,8 +138,8 @@ def chat(model: MiniMindForCausalLM, tokenizer: PreTrainedTokenizerFast, turns: 
         if stream:
             out_stream.write(f"user: {line}\n" if show_prompt else "")
             out_stream.write("assistant: ")
-        reply = tokenizer.decode(generate_ids(model, ids, eos, sampling, Streamer(tokenizer, out) if stream else None),
-                                 skip_special_tokens=True).strip()
+        streamer = Streamer(tokenizer, out) if stream else None
+        reply = tokenizer.decode(generate_ids(model, ids, eos, sampling, streamer), skip_special_tokens=True).strip()
         messages.append({"role": "assistant", "content": reply})
     return messages
 

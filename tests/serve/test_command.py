@@ -19,6 +19,7 @@ from serve_helpers import Server
     (["temperature=5"], ["temperature=5 must be between 0 and 2"]),
     (["max_waiting=0"], ["max_waiting=0 must be a whole number >= 1"]),
     (["log_level=loud"], ["log_level='loud' is unknown"]),
+    (["threads=0"], ["threads=0 must be a whole number >= 1"]),
 ])
 def test_impossible_settings_are_refused(trained_run, capsys, monkeypatch, args, fragments):
     code, out, err = run_main(main, [f"ckpt={trained_run[0]}", *args], capsys, monkeypatch)

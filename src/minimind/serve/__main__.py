@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import sys
 
+import torch
 import uvicorn
 from omegaconf import DictConfig
 
@@ -59,16 +60,20 @@ def main(cfg: DictConfig) -> None:
         raise ToolError(f"max_waiting={cfg.max_waiting!r} must be a whole number >= 1")
     defaults = Defaults(max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                         repetition_penalty=cfg.repetition_penalty, max_tokens_limit=cfg.max_tokens_limit)
+    if cfg.threads is not None:
+        if not isinstance(cfg.threads, int) or cfg.threads < 1:
+            raise ToolError(f"threads={cfg.threads!r} must be a whole number >= 1 (or null: torch's default)")
+        torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), dtype=pick_dtype(cfg.dtype, device),
                              device=device)
     tokenizer = resolve_tokenizer(loaded, cfg.tokenizer)
     print(describe(loaded), file=sys.stderr, flush=True)
     prompts = ChatPrompts(tokenizer, loaded.config.max_position_embeddings, str(cfg.model_name), defaults)
-    api_key = cfg.api_key or None
+    api_key = None if cfg.api_key in (None, "") else str(cfg.api_key)
     sock = bind(str(cfg.host), cfg.port)
     if not is_loopback(str(cfg.host)) and api_key is None:
-        print(f"warning: host={cfg.host} serves every network this machine is on, with no API key: "
+        print(f"warning: host={cfg.host} is reachable from other machines and there is no API key: "
               "set api_key=... (or MINIMIND_API_KEY)", file=sys.stderr, flush=True)
     print(f"serving {prompts.model_name} at {url(sock)}/ (the chat page) and {url(sock)}/v1 (the OpenAI API)"
           f"{', API key required' if api_key else ''}; Ctrl+C stops", file=sys.stderr, flush=True)

@@ -85,7 +85,7 @@ def create_app(engine: Engine, prompts: ChatPrompts, api_key: str | None = None)
 
 
 def _sse(data: dict[str, Any]) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return f"data: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
 def _delta(delta: Delta) -> dict[str, str]:
