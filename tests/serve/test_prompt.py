@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import torch
 
 from minimind.data.tokenizer import load_tokenizer
 from minimind.errors import ToolError
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
-from minimind.serve.engine import Engine
+from minimind.serve.engine import Engine, Finished
 from minimind.serve.prompt import ChatPrompts, Defaults, template_variables
 from minimind.serve.protocol import ChatRequest, RequestError
 
@@ -113,3 +114,27 @@ def test_a_full_queue_is_refused_with_503(tokenizer):
     with pytest.raises(RequestError, match="busy: 1 requests are already waiting") as caught:
         asyncio.run(submit_two())
     assert caught.value.status == 503
+
+
+def test_the_engine_sends_reasoning_apart_when_the_prompt_opened_think(tokenizer):
+    """minimind-3's template with thinking on: the whole reply (no `</think>` from a random model) is reasoning."""
+    tokenizer.chat_template = MINIMIND3
+    torch.manual_seed(0)
+    model = MiniMindForCausalLM(MiniMindConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+                                               num_key_value_heads=2, intermediate_size=128, vocab_size=400)).eval()
+    engine = Engine(model, tokenizer)
+    prompts = ChatPrompts(tokenizer, context=256, model_name="m")
+
+    async def generate():
+        engine.start()
+        try:
+            job = engine.submit(prompts.job(request(max_tokens=12, temperature=0,
+                                                    chat_template_kwargs={"enable_thinking": True})))
+            return [event async for event in job.events()]
+        finally:
+            engine.stop()
+
+    *deltas, finished = asyncio.run(generate())
+    assert isinstance(finished, Finished) and finished.completion_tokens == 12
+    assert finished.reasoning == "".join(d.reasoning for d in deltas) != ""
+    assert finished.content == "" and all(d.content == "" for d in deltas)
