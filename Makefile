@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.minimind-installed
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-8s %s\n", $$1, $$2}'
 
-setup: $(STAMP) browser ## create .venv and install the project with its dev extras, and Chromium for the page tests
+setup: $(STAMP) ## create .venv and install the project with its dev extras
 
 # Debian's chromium and chromedriver, for the chat-page tests (tests/serve/test_page.py skips without them).
 # Skipped when both are there; apt-get as root, else through `sudo -n`; never fails the set-up.
@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 train: setup ## run the main job: the CPU quickstart on the embedded corpus
 	$(PY) train.py experiment=quickstart
 
-test: setup ## run the whole test suite
+test: setup browser ## run the whole test suite (Chromium for the chat-page tests is installed first)
 	$(PY) -m pytest
 
 clean: ## remove run outputs and caches (keeps .venv)
