@@ -45,6 +45,7 @@ def test_the_wheel_ships_the_configuration(installed):
     for config in ("train.yaml", "model/small.yaml", "experiment/quickstart.yaml", "sweep/size.yaml",
                    "trainer/default.yaml", "generate.yaml"):
         assert f"minimind/conf/{config}" in names, config
+    assert "minimind/eval_tasks/minimind_stdlib_docs.yaml" in names  # the lm_eval task a fresh install runs
 
 
 @pytest.mark.slow
