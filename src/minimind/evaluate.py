@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from minimind.checkpoints import load_checkpoint, resolve_tokenizer
 from minimind.checkpoints.load import tokenizer_dir
-from minimind.cli import command_line_model_config, describe, hydra_app, pick_device
+from minimind.cli import command_line_model_config, describe, hydra_app, pick_device, pick_dtype
 from minimind.data.tokenizer import check_vocab_fits
 from minimind.errors import ToolError
 from minimind.model import MiniMindForCausalLM
@@ -111,9 +111,9 @@ def check_benchmark(benchmark: str, overrides: list[str]) -> None:
     given = [key for key in foreign if overridden(overrides, key)]
     if given:
         other = "loss" if benchmark == "lm_eval" else "lm_eval"
+        fix = "add benchmark=lm_eval" if benchmark == "loss" else f"drop {'it' if len(given) == 1 else 'them'}"
         raise ToolError(f"{', '.join(given)} {'is a setting' if len(given) == 1 else 'are settings'} of "
-                        f"benchmark={other}, not benchmark={benchmark}: "
-                        f"{'add benchmark=lm_eval' if benchmark == 'loss' else 'drop them'}")
+                        f"benchmark={other}, not benchmark={benchmark}: {fix}")
 
 
 def run_lm_eval(cfg: DictConfig, device) -> float:
@@ -121,12 +121,14 @@ def run_lm_eval(cfg: DictConfig, device) -> float:
     from minimind.harness import (SCORES, evaluate_model, format_scores, primary_metric, scores, task_names,
                                   write_scores)
 
-    tasks = task_names(OmegaConf.to_container(cfg.tasks) if OmegaConf.is_config(cfg.tasks) else cfg.tasks)
+    def plain(value):
+        return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+    tasks, dtype = task_names(plain(cfg.tasks)), pick_dtype(cfg.dtype)  # both checked before loading
     loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg))  # lm_eval moves it to `device`
     print(describe(loaded), file=sys.stderr, flush=True)
-    include = OmegaConf.to_container(cfg.include_path) if OmegaConf.is_config(cfg.include_path) else cfg.include_path
-    results = evaluate_model(loaded.model, resolve_tokenizer(loaded, cfg.tokenizer), tasks, dtype=cfg.dtype,
-                             include_path=include, limit=cfg.limit, num_fewshot=cfg.num_fewshot,
+    results = evaluate_model(loaded.model, resolve_tokenizer(loaded, cfg.tokenizer), tasks, dtype=dtype,
+                             include_path=plain(cfg.include_path), limit=cfg.limit, num_fewshot=cfg.num_fewshot,
                              apply_chat_template=cfg.apply_chat_template, batch_size=cfg.batch_size,
                              device=str(device), offline=cfg.offline)
     ckpt = loaded.path.relative_to(loaded.run_dir) if loaded.run_dir and loaded.path.is_relative_to(loaded.run_dir) \

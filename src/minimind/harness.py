@@ -2,7 +2,7 @@
 
     python -m minimind.evaluate ckpt=RUN_DIR benchmark=lm_eval tasks=minimind_stdlib_docs
     python -m minimind.evaluate ckpt=RUN_DIR benchmark=lm_eval tasks=[ceval-valid,cmmlu] limit=100
-    python -m minimind.evaluate ckpt=full_sft_512.pth model=small benchmark=lm_eval tasks=arc_easy apply_chat_template=true
+    python -m minimind.evaluate ckpt=full_sft_512.pth model=small benchmark=lm_eval tasks=piqa apply_chat_template=true
     python -m minimind.evaluate ckpt=RUN_DIR benchmark=lm_eval tasks=my_task include_path=my_tasks/
 
 The checkpoint is exported to a plain `transformers` directory (`minimind.export.export_hf`,
@@ -112,18 +112,20 @@ def evaluate_hf_dir(hf_dir: str | Path, tasks: list[str], include_path: str | li
             "downloads with offline=false") from None
 
 
-def evaluate_model(model, tokenizer, tasks: list[str], dtype: str = "float32", **kwargs: Any) -> dict[str, Any]:
-    """Export `model` (a MiniMindForCausalLM) with its tokenizer to a temporary transformers directory and
-    evaluate it there (`evaluate_hf_dir`'s keyword arguments)."""
+def evaluate_model(model, tokenizer, tasks: list[str], dtype=None, **kwargs: Any) -> dict[str, Any]:
+    """Export `model` (a MiniMindForCausalLM) with its tokenizer, in `dtype` (a torch dtype; default
+    float32), to a temporary transformers directory and evaluate it there (`evaluate_hf_dir`'s keyword
+    arguments)."""
     import torch
 
     from minimind.export import export_hf
 
+    dtype = dtype or torch.float32
     if tokenizer is None:
         raise ToolError("lm_eval needs the checkpoint's tokenizer: give tokenizer=DIR")
     with tempfile.TemporaryDirectory(prefix="minimind-lm-eval-") as tmp:
-        export_hf(model, tokenizer, Path(tmp) / "hf", dtype=getattr(torch, dtype))
-        return evaluate_hf_dir(Path(tmp) / "hf", tasks, dtype=dtype, **kwargs)
+        export_hf(model, tokenizer, Path(tmp) / "hf", dtype=dtype)
+        return evaluate_hf_dir(Path(tmp) / "hf", tasks, dtype=str(dtype).removeprefix("torch."), **kwargs)
 
 
 def scores(results: dict[str, Any], tasks: list[str], **settings: Any) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from scipy import stats as scipy_stats
 from minimind.compare import compare
 from minimind.compare.groups import Group, size_fit
 from minimind.compare.plots import val_curve_on, val_series
-from minimind.compare.runs import Run, load_runs
+from minimind.compare.runs import Run, load_run, load_runs
 from minimind.compare.stats import fit_power_law, holm, spread, welch
 from minimind.compare.table import fmt_flops
 from minimind.harness import write_scores
@@ -186,3 +186,15 @@ def test_lm_eval_scores_beside_the_runs_join_the_tables(seed_sweep_dir, tmp_path
     row = next(line for line in configurations.splitlines() if f"| **{group.label}** |" in line)
     std = np.std([accuracies[r.name] for r in group.runs], ddof=1)
     assert f"| {100 * mean:.1f}% ± {100 * std:.1f}% |" in row
+
+
+def test_a_resumed_runs_clock_continues_where_it_stopped(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    # Steps 9 and 19 before a kill at 20 s; the resumed process starts its clock again at 0.
+    (run_dir / "metrics.csv").write_text(
+        "epoch,step,train/loss,train/tokens,perf/wall_time_s,val/loss\n"
+        "0,9,6.0,100.0,10.0,\n0,19,5.0,200.0,20.0,\n0,19,,,,5.5\n"
+        "0,29,4.0,300.0,3.0,\n0,39,3.5,400.0,13.0,\n0,39,,,,4.0\n")
+    run = load_run(run_dir)
+    np.testing.assert_allclose(run.val_curve.seconds, [20.0, 33.0])  # 20 s, then 13 more after the resume

@@ -71,7 +71,8 @@ def make_plots(groups: list[Group], out_dir: Path, fit: SizeFit | None = None) -
     colours = _colours(groups)
     shown = [g for g in groups if any(not r.failed for r in g.runs)]
     drawers = [
-        ("val_loss_vs_tokens.png", "Validation loss against tokens seen", lambda: _val_curves(shown, colours, "tokens")),
+        ("val_loss_vs_tokens.png", "Validation loss against tokens seen",
+         lambda: _val_curves(shown, colours, "tokens")),
         ("val_loss_vs_flops.png", "Validation loss against training compute",
          lambda: _val_curves(shown, colours, "flops")),
         ("val_loss_vs_time.png", "Validation loss against wall time", lambda: _val_curves(shown, colours, "seconds")),
@@ -239,7 +240,8 @@ def _train_curves(groups, colours):
     _legend(ax, len(series))
     notes = []
     if max(windows) > 1:
-        notes.append(f"bold: centred mean of up to {max(windows)} logged points" + ("; faint: as logged" if singles else ""))
+        faint = "; faint: as logged" if singles else ""
+        notes.append(f"bold: centred mean of up to {max(windows)} logged points{faint}")
     if banded:
         notes.append(BAND_NOTE)
     if notes:

@@ -331,6 +331,18 @@ def _read_metrics(path: Path, run: Run) -> None:
                          "proportional to tokens (summary.json's wall_time_s)")
 
 
+def _piecewise(steps: np.ndarray, values: np.ndarray, per_step: float):
+    """Step -> value: interpolated between the logged steps, extrapolated at `per_step` beyond them."""
+    def mapping(s: np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=float)
+        inside = np.interp(s, steps, values)
+        below = values[0] + per_step * (s - steps[0])
+        above = values[-1] + per_step * (s - steps[-1])
+        return np.where(s < steps[0], below, np.where(s > steps[-1], above, inside))
+
+    return mapping
+
+
 def _step_to_seconds(seconds: dict[int, float]):
     """A function mapping logged steps to seconds since the run started, or None without a time column.
 
@@ -341,21 +353,12 @@ def _step_to_seconds(seconds: dict[int, float]):
         return None
     steps = np.array(sorted(seconds), dtype=float)
     times = np.array([seconds[int(s)] for s in steps])
-    for i in range(1, len(times)):  # a resumed run's clock starts again near 0
+    for i in range(1, len(times)):  # a resumed run's clock starts again at 0: add the time logged before
         if times[i] < times[i - 1]:
-            times[i:] += times[i - 1] - times[i]
-    if len(steps) == 1:
-        return lambda s: np.full(np.shape(s), times[0], dtype=float)
-    per_step = float(np.median(np.diff(times) / np.diff(steps)))
-
-    def mapping(s: np.ndarray) -> np.ndarray:
-        s = np.asarray(s, dtype=float)
-        inside = np.interp(s, steps, times)
-        below = np.maximum(0.0, times[0] + per_step * (s - steps[0]))
-        above = times[-1] + per_step * (s - steps[-1])
-        return np.where(s < steps[0], below, np.where(s > steps[-1], above, inside))
-
-    return mapping
+            times[i:] += times[i - 1]
+    per_step = float(np.median(np.diff(times) / np.diff(steps))) if len(steps) > 1 else 0.0
+    mapping = _piecewise(steps, times, per_step)
+    return lambda s: np.maximum(0.0, mapping(s))
 
 
 def _step_to_tokens(tokens: dict[int, float], run: Run):
@@ -368,16 +371,7 @@ def _step_to_tokens(tokens: dict[int, float], run: Run):
     if tokens:
         steps = np.array(sorted(tokens), dtype=float)
         counts = np.array([tokens[int(s)] for s in steps])
-        per_step = float(np.median(counts / (steps + 1)))
-
-        def mapping(s: np.ndarray) -> np.ndarray:
-            s = np.asarray(s, dtype=float)
-            inside = np.interp(s, steps, counts)
-            below = counts[0] + per_step * (s - steps[0])
-            above = counts[-1] + per_step * (s - steps[-1])
-            return np.where(s < steps[0], below, np.where(s > steps[-1], above, inside))
-
-        return mapping
+        return _piecewise(steps, counts, float(np.median(counts / (steps + 1))))
     if run.tokens_seen and run.steps:
         per_step = run.tokens_seen / run.steps
         return lambda s: per_step * (np.asarray(s, dtype=float) + 1)

@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95  # of every interval in a report
 ALPHA = 0.05  # family-wise error rate of the verdicts
@@ -49,6 +48,8 @@ def spread(values: list[float] | np.ndarray, confidence: float = CONFIDENCE) -> 
     mean = float(x.mean())
     if len(x) < 2:
         return Spread(1, mean, None, None, None, mean, mean)
+    from scipy import stats  # here: importing scipy.stats takes a second that `--help` need not wait for
+
     std = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1)) * std / math.sqrt(len(x))
     return Spread(len(x), mean, std, mean - half, mean + half, float(x.min()), float(x.max()))
@@ -76,6 +77,8 @@ def welch(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> WelchTest
     if se2 == 0:
         return WelchTest(difference, math.copysign(math.inf, difference) if difference else 0.0, math.nan,
                          0.0 if difference else 1.0)
+    from scipy import stats
+
     t = difference / math.sqrt(se2)
     df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     p = float(2 * stats.t.sf(abs(t), df))
@@ -112,6 +115,8 @@ def fit_power_law(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> P
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(np.unique(x)) < 2 or (x <= 0).any() or (y <= 0).any():
         return None
+    from scipy import stats
+
     result = stats.linregress(np.log(x), np.log(y))
     se = float(result.stderr) if len(x) > 2 else None
     return PowerLaw(float(math.exp(result.intercept)), float(-result.slope), se, float(result.rvalue ** 2), len(x))
