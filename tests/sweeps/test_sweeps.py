@@ -48,6 +48,8 @@ def test_every_sweep_composes_at_both_scales(sweep, scale):
     params = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True)
     assert params and all(str(v) for v in params.values())
     assert cfg.tokens == cfg.sweep_grid[scale].tokens  # one token budget for every job of the sweep
+    if "data.batch_size" not in params:  # one batch size too, unless the sweep varies it
+        assert cfg.data.batch_size == cfg.sweep_grid[scale].batch_size
     if sweep == "size":
         grid = {k: str(v).split(",") for k, v in params.items()}
         guide = ("256", "4", "4")  # the study guide's hidden_size=256, 4 heads, 4 layers
