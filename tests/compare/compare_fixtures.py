@@ -193,7 +193,8 @@ def build_seed_sweep(root: Path) -> Path:
             write_summary(run_dir, status="completed", params=parameter_breakdown(model)["total"],
                           tokens_seen=SEED_STEPS * TOKENS_PER_STEP, steps=SEED_STEPS, train_loss=loss - 0.1,
                           val_loss=loss, val_bpb=loss / math.log(2) / 3.6, tokens_per_sec=rate, mfu=None,
-                          peak_memory_mb=500.0, wall_time_s=wall_time(SEED_STEPS - 1), overrides=overrides, error=None)
+                          peak_memory_mb=500.0, wall_time_s=wall_time(SEED_STEPS - 1), overrides=overrides, error=None,
+                          started_at=f"2026-01-01T13:{num:02d}:00+00:00", finished_at=f"2026-01-01T13:{num:02d}:53+00:00")
             num += 1
     (root / "multirun.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({
         "hydra": {"mode": "MULTIRUN", "overrides": {"hydra": ["hydra.mode=MULTIRUN"], "task": COMMON + [

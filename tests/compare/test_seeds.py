@@ -82,6 +82,7 @@ def test_verdicts_follow_welch_and_holm(result):
 def test_report_gives_the_configurations_the_rule_and_the_verdicts_in_words(result):
     text = result.report.read_text()
     assert "## Configurations" in text and "## Runs" in text and "val loss 95% CI" in text
+    assert "Wall time from the first run's start to the last one's end: 8 min 53 s." in text  # 13:00 to 13:08:53
     row = next(line for line in text.splitlines() if line.startswith("| hidden_size=128 |"))
     assert "| 3 |" in row and "4.0200 ± 0.0200" in row
     half = T_975[2] * 0.02 / math.sqrt(3)

@@ -95,6 +95,18 @@ def regenerate_command(root: Path, out_dir: str | Path | None, sort: str) -> str
     return shlex.join(parts)
 
 
+def time_span(runs: list[Run]) -> float | None:
+    """Seconds from the first start to the last finish (summary.json's timestamps), if every run has both."""
+    if not runs or any(r.started_at is None or r.finished_at is None for r in runs):
+        return None
+    return (max(r.finished_at for r in runs) - min(r.started_at for r in runs)).total_seconds()
+
+
+def fmt_duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
 def status_counts(runs: list[Run]) -> str:
     counts = Counter(r.status for r in runs)
     return ", ".join(f"{n} {status}" for status, n in counts.most_common())
@@ -120,6 +132,9 @@ def render_report(sweep: Sweep, root: Path, runs: list[Run], groups: list[Group]
     ]
     if sweep.launch_overrides:
         lines += [f"Launched as: `python train.py -m {shlex.join(sweep.launch_overrides)}`", ""]
+    span = time_span(runs)
+    if span is not None and len(runs) > 1:
+        lines += [f"Wall time from the first run's start to the last one's end: {fmt_duration(span)}.", ""]
     if common and len(runs) > 1:
         lines += ["Shared by all runs: " + ", ".join(f"`{o}`" for o in common), ""]
 

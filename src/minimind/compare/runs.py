@@ -20,6 +20,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,8 @@ class Run:
     mfu: float | None = None
     peak_memory_mb: float | None = None
     wall_time_s: float | None = None
+    started_at: datetime | None = None  # summary.json's timestamps
+    finished_at: datetime | None = None
     train_curve: Curve = field(default_factory=Curve)
     val_curve: Curve = field(default_factory=Curve)
     config: dict[str, Any] | None = None
@@ -167,6 +170,8 @@ def load_run(path: Path, root: Path | None = None) -> Run:
             setattr(run, key, _int(summary.get(key)))
         for key in ("train_loss", "val_loss", "val_bpb", "tokens_per_sec", "mfu", "peak_memory_mb", "wall_time_s"):
             setattr(run, key, _float(summary.get(key)))
+        for key in ("started_at", "finished_at"):
+            setattr(run, key, _time(summary.get(key)))
     elif (path / "summary.json").exists():
         run.status = "unknown (summary.json unreadable)"
     if run.overrides is None:
@@ -507,6 +512,13 @@ def _float(value: Any) -> float | None:
 def _int(value: Any) -> int | None:
     number = _float(value)
     return None if number is None else int(number)
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _str_list(value: Any) -> list[str] | None:
