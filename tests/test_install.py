@@ -46,6 +46,7 @@ def test_the_wheel_ships_the_configuration(installed):
                    "trainer/default.yaml", "generate.yaml", "serve.yaml"):
         assert f"minimind/conf/{config}" in names, config
     assert "minimind/serve/static/index.html" in names  # the chat page
+    assert "minimind/eval_tasks/minimind_stdlib_docs.yaml" in names  # the lm_eval task a fresh install runs
 
 
 @pytest.mark.slow

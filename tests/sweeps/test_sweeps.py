@@ -48,6 +48,8 @@ def test_every_sweep_composes_at_both_scales(sweep, scale):
     params = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True)
     assert params and all(str(v) for v in params.values())
     assert cfg.tokens == cfg.sweep_grid[scale].tokens  # one token budget for every job of the sweep
+    if "data.batch_size" not in params:  # one batch size too, unless the sweep varies it
+        assert cfg.data.batch_size == cfg.sweep_grid[scale].batch_size
     if sweep == "size":
         grid = {k: str(v).split(",") for k, v in params.items()}
         guide = ("256", "4", "4")  # the study guide's hidden_size=256, 4 heads, 4 layers
@@ -113,3 +115,33 @@ def test_optuna_study_continues_where_it_stopped(tiny_run, tmp_path):
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(finished) == 4
     assert all(1e-4 <= t.params["optimizer.lr"] <= 1e-2 for t in finished)
+
+
+@pytest.mark.slow
+def test_size_sweep_with_seeds_reports_spread_and_verdicts(tiny_run, tmp_path):
+    """`sweep=size experiment=quickstart seed=1,2` (shrunk to tiny models): every configuration runs once per
+    seed, each with its seed, and the comparison groups them."""
+    sweep_dir = tmp_path / "sweep"
+    run(["-m", "sweep=size", "experiment=quickstart", *tiny_run, "model.num_hidden_layers=1,2", "seed=1,2",
+         f"hydra.sweep.dir={sweep_dir}"])
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 4
+    seen = set()
+    for job in jobs:
+        cfg = OmegaConf.load(job / "config.yaml")
+        assert summary(job)["status"] == "completed" and cfg.sweep_name == "size"
+        assert cfg.data.seed == cfg.seed  # the seed reaches data shuffling (init: tests/training/test_seed.py)
+        seen.add((cfg.model.num_hidden_layers, cfg.seed))
+    assert seen == {(1, 1), (1, 2), (2, 1), (2, 2)}
+
+    output = run([str(sweep_dir)], module="minimind.compare")
+    assert "Configurations: mean ± std over seeds" in output
+    report = (sweep_dir / "report.md").read_text()
+    assert "## Configurations" in report and "## Which differences are real?" in report
+    rows = [line for line in report.split("## Configurations")[1].split("\n## ")[0].splitlines()
+            if "num_hidden_layers=" in line]
+    assert len(rows) == 2 and all("| 2 |" in row and " ± " in row for row in rows)
+    for layers in (1, 2):  # the two seeds of one configuration trained differently
+        losses = {summary(job)["val_loss"] for job in jobs
+                  if OmegaConf.load(job / "config.yaml").model.num_hidden_layers == layers}
+        assert len(losses) == 2

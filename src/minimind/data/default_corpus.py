@@ -54,8 +54,8 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> s
     return f"({ast.unparse(node.args)})"
 
 
-def _docstrings(body: list[ast.stmt], prefix: str) -> Iterator[str]:
-    """`header\\n\\ndocstring` for each documented class/function, classes recursively."""
+def _definitions(body: list[ast.stmt], prefix: str) -> Iterator[tuple[str, str]]:
+    """(header, docstring) for each documented class/function, classes recursively."""
     for node in body:
         if not isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
@@ -63,21 +63,39 @@ def _docstrings(body: list[ast.stmt], prefix: str) -> Iterator[str]:
         doc = ast.get_docstring(node)
         if doc:
             kind = "class" if isinstance(node, ast.ClassDef) else "def"
-            yield f"{kind} {name}{_signature(node)}\n\n{doc}"
+            yield f"{kind} {name}{_signature(node)}", doc
         if isinstance(node, ast.ClassDef):
-            yield from _docstrings(node.body, f"{name}.")
+            yield from _definitions(node.body, f"{name}.")
+
+
+def _parse(path: Path) -> ast.Module | None:
+    try:
+        return ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError):
+        return None
+
+
+def definitions(path: Path) -> list[tuple[str, str]]:
+    """A module's documented classes and functions as (header line, docstring), in source order:
+    ("def json.dumps(obj, *, skipkeys=False, ...)", "Serialize ``obj`` to a JSON formatted ``str``...")."""
+    tree = _parse(path)
+    return [] if tree is None else list(_definitions(tree.body, f"{module_name(path)}."))
 
 
 def module_text(path: Path) -> str:
     """One module's docstrings as a document ('' when it has none or does not parse)."""
-    try:
-        tree = ast.parse(path.read_bytes())
-    except (SyntaxError, ValueError):
+    tree = _parse(path)
+    if tree is None:
         return ""
     name = module_name(path)
     parts = [doc] if (doc := ast.get_docstring(tree)) else []
-    parts += _docstrings(tree.body, f"{name}.")
+    parts += [f"{header}\n\n{doc}" for header, doc in _definitions(tree.body, f"{name}.")]
     return f"Module {name}\n\n" + "\n\n".join(parts) if parts else ""
+
+
+def module_doc_id(path: Path) -> str:
+    """A module's document id: what the train/validation split hashes."""
+    return f"stdlib/{module_name(path)}"
 
 
 def documents() -> Iterator[tuple[str, str]]:
@@ -89,7 +107,7 @@ def documents() -> Iterator[tuple[str, str]]:
             yield f"pydoc_topics/{key}", topics[key].strip()
     for path in module_files():
         if text := module_text(path):
-            yield f"stdlib/{module_name(path)}", text
+            yield module_doc_id(path), text
 
 
 def fingerprint() -> str:

@@ -1,12 +1,13 @@
 """The run's one measurement of speed and cost: tokens/s, MFU, peak memory, wall time.
 
 Logged as `perf/tokens_per_sec` and `perf/mfu` every `trainer.log_every_n_steps` (over the
-steps since the last log) and summarised in `summary.json` as the steady state: training
-steps only, measured end to end (data loading included), the first `warmup_steps`
-(compilation, allocator and data-loader start-up) and all validation time left out, so the
-figure is the rate a longer run would sustain. No device synchronisation is added: the
-host's clock runs ahead of an asynchronous GPU by at most the queue's depth, which a
-window of steps averages out (and logging the loss every few steps syncs anyway).
+steps since the last log, with `perf/wall_time_s`: seconds since the run started) and
+summarised in `summary.json` as the steady state: training steps only, measured end to end
+(data loading included), the first `warmup_steps` (compilation, allocator and data-loader
+start-up) and all validation time left out, so the figure is the rate a longer run would
+sustain. No device synchronisation is added: the host's clock runs ahead of an asynchronous
+GPU by at most the queue's depth, which a window of steps averages out (and logging the loss
+every few steps syncs anyway).
 FLOPs per token come from `minimind.model.flops` (the model's own formula).
 """
 
@@ -60,7 +61,8 @@ class RunStatsCallback(Callback):
         self._last_step_end = now
         if trainer.global_step % max(1, trainer.log_every_n_steps) == 0 and self._window[1] > 0:
             tokens, seconds, flops = self._window
-            values = {"perf/tokens_per_sec": tokens / seconds}
+            # wall time since the run started: the x axis of `minimind.compare`'s loss-against-time plot
+            values = {"perf/tokens_per_sec": tokens / seconds, "perf/wall_time_s": now - self.start_time}
             if self.available_flops:
                 values["perf/mfu"] = flops / seconds / (self.available_flops * trainer.world_size)
             pl_module.log_dict(values, on_step=True, on_epoch=False, batch_size=1)
