@@ -1,4 +1,5 @@
-"""Timing and reporting helpers shared by the benchmarks: medians of repeats, machine facts."""
+"""Timing and reporting helpers shared by the benchmarks: medians of repeats, machine facts, a report
+file that is rewritten after every row (an interrupted benchmark keeps what it measured)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import statistics
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+
+from minimind.files import atomic_write_text
 
 
 @dataclass
@@ -28,6 +32,21 @@ class Measurement:
         if not self.values:
             return "n/a"
         return f"{self.median:{fmt}} [{min(self.values):{fmt}}, {max(self.values):{fmt}}]"
+
+
+class Report:
+    """A Markdown report written to `path` as it grows: every `add` rewrites the file (atomically)
+    and prints the new lines."""
+
+    def __init__(self, path: Path | None, echo: bool = True):
+        self.path, self.echo, self.lines = path, echo, []
+
+    def add(self, *lines: str) -> None:
+        self.lines += lines
+        if self.echo:
+            print("\n".join(lines), flush=True)
+        if self.path is not None:
+            atomic_write_text(self.path, "\n".join(self.lines) + "\n")
 
 
 def synchronize(device: torch.device) -> None:
