@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
 import subprocess
@@ -338,7 +337,7 @@ class RunResult:
         last = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()][-1:] or [""]
         return f"failed ({self.code}): {last[0][:120]} (log: {self.log.name})"
 
-    def train_losses(self) -> list[float]:
+    def train_losses(self) -> list[float]:  # NaN included (minimind.compare skips non-finite cells)
         path = self.run_dir / "metrics.csv"
         if not path.is_file():
             return []
@@ -347,10 +346,9 @@ class RunResult:
 
 
 def _summary(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    from minimind.runs import read_summary
+
+    return read_summary(run_dir) or {}
 
 
 def _num(value, fmt: str = ",.0f") -> str:
