@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +70,10 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 
 
 def machine_facts(device: torch.device) -> dict[str, str]:
+    from minimind.hardware import cpu_name
+
     facts = {"python": platform.python_version(), "torch": torch.__version__,
-             "cpu": _cpu_name(), "cpu threads": str(torch.get_num_threads()),
+             "cpu": cpu_name(), "cpu threads": str(torch.get_num_threads()),
              "os cpus": str(len(os.sched_getaffinity(0)))}
     if device.type == "cuda":
         facts["gpu"] = torch.cuda.get_device_name(device)
@@ -80,14 +81,3 @@ def machine_facts(device: torch.device) -> dict[str, str]:
 
     facts["lightning"] = lightning.__version__
     return facts
-
-
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown"
