@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import traceback
+from contextlib import ExitStack
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -115,8 +116,6 @@ def _run_in_this_process(cfg: DictConfig, overrides: list[str]) -> dict:
 
 def _run_in_own_process(cfg: DictConfig, overrides: list[str], pool: DictConfig) -> dict:
     """Lease the job's devices, run it in a process of its own that sees only them, and wait."""
-    from contextlib import ExitStack
-
     from minimind.sweeps.device_pool import gpu_uuids, lease_devices
 
     run_dir = Path(cfg.paths.output_dir)
@@ -153,18 +152,19 @@ def _run_in_own_process(cfg: DictConfig, overrides: list[str], pool: DictConfig)
     # The process has exited, so its memory is free; only now are the devices released (above).
     summary = read_summary(run_dir) or {}
     if summary.get("status") in (None, "running"):
-        summary = _record_failure(run_dir, overrides, JobProcessError(
-            f"the job's process {_how_it_ended(code)} before it finished (out of memory? a hard CUDA error?)"))
+        summary = _record_failure(run_dir, overrides, JobProcessError(_how_it_ended(code)))
     return summary
 
 
 def _how_it_ended(code: int) -> str:
     if code < 0:
         try:
-            return f"was killed by {signal.Signals(-code).name}"
+            name = signal.Signals(-code).name
         except ValueError:
-            return f"was killed by signal {-code}"
-    return f"ended with exit status {code}"
+            name = f"signal {-code}"
+        return (f"the job's process was killed by {name} before it finished (SIGKILL is what the kernel's "
+                "out-of-memory killer sends)")
+    return f"the job's process ended with exit status {code} before recording a result (see the sweep's output)"
 
 
 def _wait(process: subprocess.Popen) -> int:
