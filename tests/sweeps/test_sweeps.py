@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from compose_train import REPO_ROOT
@@ -19,14 +20,14 @@ from minimind.sweeps.resolvers import register
 SWEEPS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))
 
 
-def launch(args, module=None):
+def launch(args, module=None, env=None):
     command = [sys.executable, *(["-m", module] if module else ["train.py"]), *args]
-    return subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, text=True,
+    return subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, text=True, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def run(args, module=None, timeout=600):
-    process = launch(args, module)
+def run(args, module=None, timeout=600, env=None):
+    process = launch(args, module, env)
     output, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, output[-4000:]
     return output
@@ -145,3 +146,41 @@ def test_size_sweep_with_seeds_reports_spread_and_verdicts(tiny_run, tmp_path):
         losses = {summary(job)["val_loss"] for job in jobs
                   if OmegaConf.load(job / "config.yaml").model.num_hidden_layers == layers}
         assert len(losses) == 2
+
+
+@pytest.mark.slow
+def test_failing_and_killed_multi_process_jobs_fail_alone(tiny_run, tmp_path):
+    """Three jobs of two DDP ranks each, run one after another by the same launcher process: the
+    first raises a CUDA error that breaks the process it runs in, the second is SIGKILLed (as the
+    out-of-memory killer does), the third must still complete, with both its ranks."""
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", *[o for o in tiny_run if not o.startswith(("trainer=", "tokens="))], "trainer=ddp_cpu",
+            "tokens=5120", "trainer.val_check_interval=5", "callbacks.samples=null",
+            "+callbacks.poison._target_=poison.Poison", "+callbacks.poison.mode=cuda_error,kill,none",
+            f"hydra.sweep.dir={sweep_dir}"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "tests" / "sweeps"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    run(args, env=env)
+    broken, killed, ok = (summary(sweep_dir / str(job)) for job in range(3))
+    assert broken["status"] == "failed" and "CUDA error: an illegal memory access" in broken["error"]
+    assert killed["status"] == "failed" and "killed by SIGKILL" in killed["error"]
+    assert ok["status"] == "completed" and ok["world_size"] == 2 and ok["steps"] == 10, ok["error"]
+    assert not list(sweep_dir.glob("*/.sweep_job.yaml"))
+    # No rank outlives its job: the killed job's second rank went with it.
+    leftovers = [p for p in Path("/proc").glob("[0-9]*") if str(sweep_dir) in _cmdline(p)]
+    assert not leftovers, [_cmdline(p) for p in leftovers]
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.slow
+def test_a_job_refused_by_the_launcher_records_why(tiny_run, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    run(["-m", *tiny_run, "model.hidden_size=32", "device_pool.kind=tpu", f"hydra.sweep.dir={sweep_dir}"])
+    refused = summary(sweep_dir / "0")
+    assert refused["status"] == "failed" and "device_pool.kind='tpu' is unknown" in refused["error"]
