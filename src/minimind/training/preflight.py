@@ -39,7 +39,12 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
     """Validate `cfg` (with the overrides the user typed, which decide precedence); return the plan."""
     problems: list[str] = []
     init = None
+    if cfg.get("init_from_required") and not cfg.get("init_from") and cfg.get("ckpt_path") is None:
+        problems.append("init_from= is required: this configuration fine-tunes trained weights; give "
+                        "init_from=<a pretraining run dir> (e.g. the run dir `python train.py experiment=quickstart` "
+                        "printed)")
     if cfg.get("init_from"):
+
         if cfg.get("ckpt_path") is not None and overridden(list(overrides), "ckpt_path"):
             problems.append(f"ckpt_path={cfg.ckpt_path} and init_from={cfg.init_from} were both given: ckpt_path= "
                             "resumes a run exactly (its weights included), init_from= starts a new run from weights; "
