@@ -80,7 +80,8 @@ def evaluate(model: MiniMindForCausalLM, datamodule: Any, split: str = "val",
         for loader in loaders:
             for batch in _batches(loader, limit_batches):
                 input_ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
-                out = model(input_ids, labels=labels)
+                documents = batch["document_ids"].to(device) if "document_ids" in batch else None  # packed SFT
+                out = model(input_ids, labels=labels, document_ids=documents)
                 metrics.update(out.loss, labels[:, 1:], token_bytes)
                 batches += 1
     if batches == 0:

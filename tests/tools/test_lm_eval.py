@@ -29,7 +29,7 @@ def test_stdlib_docs_items_are_deterministic_held_out_and_answerable():
         path = paths[item["module"]]
         assert is_val(default_corpus.module_doc_id(path), VAL_FRACTION)  # never in the default training split
         if item["module"] not in docs:
-            docs[item["module"]] = dict(default_corpus.definitions(path))
+            docs[item["module"]] = dict(default_corpus.documented(path))
         module_docs = docs[item["module"]]
         assert item["choices"][item["answer"]] == first_paragraph(module_docs[item["header"]])
         paragraphs = {first_paragraph(d) for d in module_docs.values()}

@@ -44,7 +44,7 @@ def module_items(path: Path) -> list[dict]:
     name = default_corpus.module_name(path)
     entries: list[tuple[str, str, str]] = []  # (qualified name, header, first paragraph)
     seen_names, seen_docs = set(), set()
-    for header, doc in default_corpus.definitions(path):
+    for header, doc in default_corpus.documented(path):
         qualified = header.split("(")[0].split(" ", 1)[1]  # "def calendar.isleap(year)" -> "calendar.isleap"
         paragraph = first_paragraph(doc)
         if len(paragraph) < MIN_CHARS or qualified in seen_names or paragraph in seen_docs:

@@ -40,6 +40,10 @@ class TrainingPlan:
 def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> TrainingPlan:
     """Validate `cfg` (with the overrides the user typed, which decide precedence); return the plan."""
     problems: list[str] = []
+    if cfg.get("init_from_required") and not cfg.get("init_from") and cfg.get("ckpt_path") is None:
+        problems.append("init_from= is required: this configuration fine-tunes trained weights; give "
+                        "init_from=<a pretraining run dir> (e.g. the run dir `python train.py experiment=quickstart` "
+                        "printed)")
     model_config, init, ckpt_path = _model_source(cfg, list(overrides), problems)
     objective = _collect(problems, lambda: instantiate(cfg.stage.objective))
     problems += _hardware_problems(cfg.trainer)
