@@ -7,6 +7,8 @@
 VENV   ?= .venv
 PYTHON ?= python3
 TORCH  ?= torch==2.13.0
+# Test processes: one per core (each test runs torch on one thread; see tests/conftest.py).
+TEST_WORKERS ?= auto
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.minimind-installed
 
@@ -40,7 +42,7 @@ train: setup ## run the main job: the CPU quickstart on the embedded corpus
 	$(PY) train.py experiment=quickstart
 
 test: setup browser ## run the whole test suite (Chromium for the chat-page tests is installed first)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 clean: ## remove run outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache

@@ -46,6 +46,7 @@ def run_main(main, argv: list[str], capsys, monkeypatch) -> tuple[int, str, str]
     """Call an entry point's `main()` in this process with `argv` as its command line (Hydra parses it
     exactly as in a shell); return (exit status, stdout, stderr). Saves a process start per call."""
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
     GlobalHydra.instance().clear()
     monkeypatch.setattr(sys, "argv", ["minimind", *argv])
@@ -57,6 +58,7 @@ def run_main(main, argv: list[str], capsys, monkeypatch) -> tuple[int, str, str]
         code = error.code if isinstance(error.code, int) else 1
     finally:
         GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None  # the job's config would leak into later in-process train() calls
     out, err = capsys.readouterr()
     return code, out, err
 

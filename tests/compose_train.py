@@ -8,6 +8,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 from minimind.paths import CONF_PACKAGE
+from minimind.sweeps.resolvers import register as register_resolvers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 400  # the size of tests/conftest.py's tiny tokenizer
@@ -27,6 +28,7 @@ def compose_train(overrides: list[str] | None = None, run_dir: Path | None = Non
                   config_name: str = "train") -> DictConfig:
     """train.yaml with `overrides`, its run dir set to `run_dir` (no Hydra run is active)."""
     GlobalHydra.instance().clear()
+    register_resolvers()  # as train.py does: the config's ${minimind.*} interpolations
     with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides or []), return_hydra_config=False)
     if config_name == "train":

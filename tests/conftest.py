@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from data.helpers import make_conversations, make_texts  # tests/data/helpers.py: made-up English, no copied text
 from compose_train import TRAIN_OVERRIDES, compose_train
 
@@ -13,7 +14,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Test models are tiny: one thread per process is as fast, and several processes (DDP ranks,
 # data workers, sweep jobs) then never oversubscribe the cores, which slows OpenMP ~10x.
+# With `make test` (pytest-xdist) one test process runs per core.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # this process too, whatever imported torch first
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory: pytest.TempPathFactory):

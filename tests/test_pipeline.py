@@ -38,7 +38,7 @@ def test_killed_pipeline_reruns_to_the_same_weights(tiny_corpus, tiny_sft_corpus
                timeout=900)
     report = (reference / "report.md").read_text()
     assert "| pretrain | `1-pretrain` | completed | 24 |" in report and "| sft | `2-sft` | completed | 24 |" in report
-    assert "What does the len() function return?" in report
+    assert "What does shlex.quote do?" in report
     assert json.loads((reference / "2-sft" / "summary.json").read_text())["init_from"] == str(reference / "1-pretrain")
 
     interrupted = tmp_path / "interrupted"

@@ -17,7 +17,7 @@ def test_comparison_csv_reads_back_the_runs_values(sweep_dir, tmp_path):
     for run in runs:
         row = rows[run.name]
         assert row["params"] == run.params and row["val_loss"] == run.val_loss and row["status"] == run.status
-        assert row["steps"] == run.steps and row["path"] == str(run.path)
+        assert row["steps"] == run.steps and row["seed"] == run.seed
     failed = next(r for r in rows.values() if r["status"] == "failed")
     assert failed["params"] is None and failed["val_loss"] is None and failed["error"] == FAILED_ERROR
     done = next(r for r in rows.values() if r["status"] == "completed")

@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from commands import assert_clean_error, run_module
+from commands import assert_clean_failure, run_main
 
 from minimind.data import load_tokenizer
+from minimind.data.train_tokenizer import main
 
 from .helpers import make_texts, write_pretrain
 
@@ -33,6 +34,6 @@ def test_command_trains_a_loadable_tokenizer(tmp_path):
     (["data.path=OUT/none.jsonl", "out=OUT"], "no such file"),
     (["data.path=default", "vocab_size=lots", "out=OUT"], "vocab_size=lots must be a whole number"),
 ])
-def test_command_explains_bad_arguments_without_a_traceback(tmp_path, args, message):
+def test_command_explains_bad_arguments_without_a_traceback(tmp_path, args, message, capsys, monkeypatch):
     args = [a.replace("OUT", str(tmp_path)) for a in args]
-    assert_clean_error(run_module("minimind.data.train_tokenizer", *args, check=False), message)
+    assert_clean_failure(*run_main(main, args, capsys, monkeypatch), message)

@@ -37,7 +37,7 @@ def test_models_lists_the_served_model(client):
     assert card.id == "tiny" and card.object == "model"
     extra = card.model_dump()
     assert extra["context_length"] == 256 and extra["max_tokens_limit"] == 256
-    assert extra["thinking"] is False and extra["thinking_switch"] is None  # ChatML: no thinking switch
+    assert extra["thinking"] is True and extra["thinking_switch"] == "open_thinking"  # minimind-3's template
     assert client.models.retrieve("tiny").id == "tiny"
 
 
@@ -165,11 +165,11 @@ def test_requests_that_cannot_be_served_get_openai_errors(client, server):
                                                    extra_body={"temprature": 0.5}), 400,
             "unrecognized request argument: temprature", param="temprature")
     refused(lambda: client.chat.completions.create(model="tiny", messages=user("hi"),
-                                                   extra_body={"chat_template_kwargs": {"enable_thinking": True}}),
-            400, "cannot think", param="chat_template_kwargs")
+                                                   extra_body={"chat_template_kwargs": {"enable_thinking": "yes"}}),
+            400, "true or false", param="chat_template_kwargs")
     refused(lambda: client.chat.completions.create(model="tiny", messages=[{"role": "tool", "content": "x"}]),
             400, "messages.0.role", param="messages.0.role")
-    # thinking off is what this template does anyway: served
+    # thinking off (the template's default), asked for explicitly: served
     off = client.chat.completions.create(model="tiny", messages=user("hi"), max_tokens=4,
                                          extra_body={"chat_template_kwargs": {"enable_thinking": False}})
     assert off.usage.completion_tokens >= 1

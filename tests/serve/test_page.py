@@ -53,7 +53,7 @@ def test_the_page_streams_a_reply_and_starts_over(browser, server, reference, tm
         assert "needs an API key" in find("#model-info").text
         find("#api-key").send_keys(API_KEY, Keys.TAB)
         wait.until(ec.text_to_be_present_in_element((By.ID, "model-info"), "tiny · context 256 tokens"))
-        assert not find("#thinking-row").is_displayed()  # ChatML cannot think
+        assert find("#thinking-row").is_displayed()  # the template has minimind-3's thinking switch
 
         for field, value in (("#temperature", "0"), ("#max-tokens", "24")):
             find(field).clear()

@@ -38,7 +38,16 @@ def prompt_text(prompts: ChatPrompts, **fields) -> str:
     return prompts.tokenizer.decode(prompts.job(request(**fields)).ids)
 
 
+def test_our_template_switches_thinking_like_minimind3(tokenizer):
+    prompts = ChatPrompts(tokenizer, context=256, model_name="m")  # the project's own template
+    assert prompts.thinking_switch == "open_thinking"
+    assert prompt_text(prompts).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")  # off unless asked
+    on = prompts.job(request(chat_template_kwargs={"enable_thinking": True}))
+    assert tokenizer.decode(on.ids).endswith("<|im_start|>assistant\n<think>\n") and on.opened
+
+
 def test_chatml_has_no_thinking_switch(tokenizer):
+    tokenizer.chat_template = _MESSAGES + "{%- endif %}"  # plain ChatML
     prompts = ChatPrompts(tokenizer, context=256, model_name="m")
     assert template_variables(tokenizer) == {"messages", "add_generation_prompt"}
     assert prompts.thinking_switch is None and prompts.model_card()["thinking"] is False

@@ -1,16 +1,13 @@
 """Every option of every config group composes with the rest and instantiates."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from minimind.model import MiniMindConfig
-from compose_train import REPO_ROOT
+from commands import run_main
 
+from minimind.model import MiniMindConfig
 from minimind.paths import CONF_DIR
 from minimind.training.csv_logger import ResumableCSVLogger
 from minimind.training.loggers import build_loggers
@@ -97,19 +94,20 @@ def test_experiments_compose(compose_cfg, experiment):
     MiniMindConfig.from_dict(OmegaConf.to_container(cfg.model, resolve=True))
 
 
-def test_help_and_cfg_job_behave_like_hydra():
-    run = lambda *args: subprocess.run([sys.executable, "train.py", *args], cwd=REPO_ROOT,  # noqa: E731
-                                       capture_output=True, text=True, timeout=120)
-    help_text = run("--help")
-    assert help_text.returncode == 0
+def test_help_and_cfg_job_behave_like_hydra(capsys, monkeypatch):
+    from minimind.train import main
+
+    run = lambda *args: run_main(main, list(args), capsys, monkeypatch)  # noqa: E731  (Hydra parses argv)
+    code, out, _ = run("--help")
+    assert code == 0
     for group in ("model:", "attention:", "precision:", "trainer:", "experiment:"):
-        assert group in help_text.stdout
-    job = run("model=tiny", "attention=mqa", "--cfg", "job")
-    assert job.returncode == 0
-    composed = OmegaConf.create(job.stdout)
+        assert group in out
+    code, out, _ = run("model=tiny", "attention=mqa", "--cfg", "job")
+    assert code == 0
+    composed = OmegaConf.create(out)
     assert composed.model.hidden_size == 128 and composed.model.num_key_value_heads == 1
-    bad = run("model.no_such_field=1", "--cfg", "job")
-    assert bad.returncode != 0 and "no_such_field" in bad.stderr
+    code, _, err = run("model.no_such_field=1", "--cfg", "job")
+    assert code != 0 and "no_such_field" in err
 
 
 def test_trainer_config_holds_real_arguments_and_any_other_is_added_with_a_plus(compose_cfg, tmp_path):

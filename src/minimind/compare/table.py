@@ -217,8 +217,8 @@ def _rich_table(runs: list[Run], columns: list[Column], title: str | None) -> Ta
 
 
 def write_csv(runs: list[Run], path: Path) -> Path:
-    """The table with unrounded values (and the run dir relative to the compared dir), for pandas or a
-    spreadsheet."""
+    """The table with unrounded values, for pandas or a spreadsheet (`run` names the run's dir inside
+    the compared dir: no machine's path)."""
     columns = columns_for(runs, csv=True)
     with atomic_writer(path, "w", newline="") as handle:
         writer = csv.writer(handle)
