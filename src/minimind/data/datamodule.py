@@ -3,6 +3,10 @@
     data = MiniMindDataModule(path="default", seq_len=256, batch_size=16)
     trainer.fit(model, datamodule=data)  # batches: {"input_ids": (B, T), "labels": (B, T)}
 
+Prompt batches (`format="prompt"`, for reinforcement learning) are left-padded prompts instead:
+{"input_ids", "attention_mask": (B, longest prompt), "messages", "answers": one entry per prompt}
+(`minimind.data.prompts`).
+
 `prepare_data()` (once per node) trains the default tokenizer and builds the token cache
 when they are missing; `setup()` opens them and raises any data error before training
 starts. The training loader's position is saved in every checkpoint, twice on purpose: by
@@ -32,7 +36,8 @@ from minimind.data.default_tokenizer import resolve_tokenizer
 from minimind.data.errors import POLICIES, BadRecords, DataError
 from minimind.data.loader import ResumableLoader
 from minimind.data.packing import DocRows, PackedRows
-from minimind.data.records import FORMATS
+from minimind.data.prompts import PromptRows, Prompts, read_prompts
+from minimind.data.records import FORMATS, is_val
 from minimind.data.streaming_dataset import StreamingDataset
 from minimind.paths import cache_dir as default_cache_dir
 
@@ -43,7 +48,7 @@ STREAMED_VAL_BATCHES = 50  # a remote stream has no known end: validate on this 
 
 def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int = 0, format: str = "auto",
                       shuffle_buffer: int = 0, val_fraction: float = 0.05, on_bad_record: str = "error",
-                      max_val_batches: int | None = None, **_: Any) -> list[str]:
+                      max_val_batches: int | None = None, thinking_ratio: float = 0.0, **_: Any) -> list[str]:
     """Every data setting that cannot work, each with its valid range (the training preflight reports them
     together with the rest of the config's problems; the data module refuses them when built directly)."""
     checks = [
@@ -58,6 +63,8 @@ def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int
         (on_bad_record in POLICIES, f"data.on_bad_record={on_bad_record!r} must be one of {POLICIES}"),
         (max_val_batches is None or (isinstance(max_val_batches, int) and max_val_batches >= 1),
          f"data.max_val_batches={max_val_batches} must be null or an integer >= 1"),
+        (isinstance(thinking_ratio, (int, float)) and not isinstance(thinking_ratio, bool) and 0 <= thinking_ratio <= 1,
+         f"data.thinking_ratio={thinking_ratio} must be a probability in [0, 1] (0: off; upstream's GRPO uses 0.9)"),
     ]
     return [message for ok, message in checks if not ok]
 
@@ -69,7 +76,8 @@ class MiniMindDataModule(LightningDataModule):
     tokenizer: a tokenizer directory in MiniMind's format; None/"default": train (once) the default one.
     seq_len, batch_size: rows are (batch_size, seq_len).
     num_workers: DataLoader worker processes (0: read in the training process, fine with the cache).
-    format: `auto` (from the first record), `pretrain` ({"text"}) or `sft` ({"conversations"}).
+    format: `auto` (from the first record), `pretrain` ({"text"}), `sft` ({"conversations"}) or `prompt`
+        (conversations ending in an empty assistant turn, optional "gt"; `data.seq_len` is then the longest prompt).
     packing: pack documents into full rows (default for pretrain) or one per padded row (default for sft).
     shuffle_buffer: rows in the shuffle buffer of a streamed corpus (a cached corpus is fully permuted).
     seed: shuffling seed (each epoch is a new permutation of it).
@@ -79,6 +87,7 @@ class MiniMindDataModule(LightningDataModule):
     on_bad_record: `error` (stop at the first bad record, naming its file and line) or `skip` (count them).
     max_val_batches: cap on validation batches per rank (None: the whole validation split; for a streamed
         `hf:` corpus without a cache, 50, since finding its whole validation split means reading all of it).
+    thinking_ratio: prompts only: the share rendered with the template's `open_thinking` (upstream's option).
     """
 
     def __init__(
@@ -97,21 +106,24 @@ class MiniMindDataModule(LightningDataModule):
         cache_dir: str | None = None,
         on_bad_record: str = "error",
         max_val_batches: int | None = None,
+        thinking_ratio: float = 0.0,
     ) -> None:
         super().__init__()
         problems = settings_problems(seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, format=format,
                                      shuffle_buffer=shuffle_buffer, val_fraction=val_fraction,
-                                     on_bad_record=on_bad_record, max_val_batches=max_val_batches)
+                                     on_bad_record=on_bad_record, max_val_batches=max_val_batches,
+                                     thinking_ratio=thinking_ratio)
         if problems:
             raise DataError("; ".join(problems))
         self.save_hyperparameters()
-        self.corpus = Corpus(path)
+        self.corpus = Corpus(path, format)
         self.use_cache = not self.corpus.streaming if cache is None else bool(cache)
         self.root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self._cache: TokenCache | None = None
         self._bad: BadRecords | None = None
         self._train_loader: ResumableLoader | None = None
         self._pending_state: dict[str, Any] | None = None
+        self._prompts: dict[str, Prompts] | None = None
 
     # ---- what the model and the training loop read -------------------------------------
 
@@ -138,7 +150,10 @@ class MiniMindDataModule(LightningDataModule):
         return self.format == "pretrain" if self.hparams.packing is None else bool(self.hparams.packing)
 
     def num_train_tokens(self) -> int | None:
-        """Tokens in the training split (one epoch); None when streamed (unknown up front)."""
+        """Tokens in the training split (one epoch); None when streamed (unknown up front) or prompts (the
+        replies, not the prompts, are most of what trains)."""
+        if self.format == "prompt":
+            return None
         return self._open_cache().meta["tokens"]["train"] if self.use_cache else None
 
     def bad_record_report(self) -> dict[str, Any]:
@@ -153,7 +168,9 @@ class MiniMindDataModule(LightningDataModule):
 
     def prepare_data(self) -> None:
         self.tokenizer  # noqa: B018 - trains the default tokenizer if no job has
-        if self.use_cache:
+        if self.format == "prompt":
+            self._read_prompts()
+        elif self.use_cache:
             self._open_cache()
 
     def setup(self, stage: str | None = None) -> None:
@@ -211,13 +228,26 @@ class MiniMindDataModule(LightningDataModule):
         """The bad-record report: from the cache build, or one reading pass over a local corpus."""
         if self._bad is None:
             policy = self.hparams.on_bad_record
-            if self.use_cache:
+            if self.format == "prompt":
+                self._read_prompts()
+            elif self.use_cache:
                 self._bad = BadRecords.from_dict(self._open_cache().meta["bad_records"], policy)
             else:
                 self._bad = BadRecords(policy)
                 if not self.corpus.streaming and not sum(1 for _ in self.corpus.records(self.format, self._bad)):
                     raise DataError(f"data.path={self.corpus.name!r} has no usable documents ({self._bad.summary()})")
         return self._bad
+
+    def _read_prompts(self) -> dict[str, Prompts]:
+        """A prompt set, read once into memory (its bad records counted in the same report as a cache's)."""
+        if self._prompts is None:
+            h = self.hparams
+            self._bad = BadRecords(h.on_bad_record)
+            self._prompts = read_prompts(self.corpus.records("prompt", self._bad), self.tokenizer, h.seq_len,
+                                         h.thinking_ratio, h.seed, self._bad, lambda doc_id: is_val(doc_id, h.val_fraction))
+            if not sum(len(p) for p in self._prompts.values()):
+                raise DataError(f"data.path={self.corpus.name!r} has no usable prompts ({self._bad.summary()})")
+        return self._prompts
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -236,6 +266,15 @@ class MiniMindDataModule(LightningDataModule):
         h = self.hparams
         rank, world_size = self._rank()
         max_batches = self._run_batches() if train else h.max_val_batches
+        if self.format == "prompt":
+            name = "train" if train else "val"
+            prompts = self._read_prompts()[name]
+            if not len(prompts):
+                hint = "raise data.val_fraction or set it to 0 (no validation)" if not train else "lower data.val_fraction"
+                raise DataError(f"data.path={self.corpus.name!r}: the {name} split has no prompts; {hint}")
+            rows = PromptRows(prompts, h.seq_len, self.tokenizer.pad_token_id)
+            return CachedDataset(rows, h.batch_size, rank, world_size, h.seed, train=train,
+                                 max_batches=h.max_val_batches if not train else None, name=name)
         if not train and max_batches is None and self.corpus.streaming and not self.use_cache:
             max_batches = STREAMED_VAL_BATCHES
         if not self.use_cache:

@@ -1,10 +1,12 @@
 """What a document is once read: a `Record`, checked against its format.
 
-Two formats, as in upstream MiniMind's JSONL files:
+The formats of upstream MiniMind's JSONL files:
 
 * `pretrain`: `{"text": "..."}`, a non-empty string;
 * `sft`: `{"conversations": [{"role": "user", "content": "..."}, {"role": "assistant", ...}]}`,
-  with at least one assistant message (the only text that is trained on).
+  with at least one assistant message (the only text that is trained on);
+* `prompt`: prompts for reinforcement learning, conversations whose last assistant turn is empty,
+  with an optional expected answer `gt` (`minimind.data.prompts`).
 
 Records also decide the train/validation split: by a hash of the document id, so the split
 is the same in every run, on every machine, and whatever the order of reading.
@@ -17,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from minimind.data.errors import BadRecords, DataError
+from minimind.data.prompts import is_prompt_record, prompt_record
 
-FORMATS = ("auto", "pretrain", "sft")
-FIELD = {"pretrain": "text", "sft": "conversations"}
+FORMATS = ("auto", "pretrain", "sft", "prompt")
+FIELD = {"pretrain": "text", "sft": "conversations", "prompt": "conversations"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +30,7 @@ class Record:
     index: int  # position among all raw records of the corpus (what sharding divides)
     doc_id: str  # stable name, e.g. "books/a.jsonl:17" (what the split hashes)
     where: str  # for messages: "/abs/path/books/a.jsonl:17"
-    value: str | list[dict[str, str]]  # the text, or the conversation
+    value: str | list[dict[str, str]] | dict[str, Any]  # the text, the conversation, or a prompt
 
 
 def is_val(doc_id: str, val_fraction: float) -> bool:
@@ -37,9 +40,11 @@ def is_val(doc_id: str, val_fraction: float) -> bool:
 
 
 def detect_format(obj: Any) -> str | None:
-    """`pretrain` or `sft` from the first parsed record, None if it cannot tell."""
+    """`pretrain`, `sft` or `prompt` from the first parsed record, None if it cannot tell."""
     if isinstance(obj, str):
         return "pretrain"
+    if is_prompt_record(obj):
+        return "prompt"
     if isinstance(obj, dict):
         for fmt, field in FIELD.items():
             if field in obj:
@@ -76,6 +81,8 @@ def extract(obj: Any, fmt: str, where: str, bad: BadRecords) -> str | list[dict[
     elif not isinstance(obj, dict):
         bad(where, "wrong type", f"expected a JSON object, got {type(obj).__name__}", 'write {"text": "..."} per line')
         return None
+    elif fmt == "prompt" and "conversations" in obj:
+        return prompt_record(obj, where, bad)
     elif (field := FIELD[fmt]) not in obj:
         other = "sft" if fmt == "pretrain" else "pretrain"
         hint = f"; this looks like {other} data: set data.format={other}" if FIELD[other] in obj else ""

@@ -38,6 +38,9 @@ class TrainingPlan:
 def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> TrainingPlan:
     """Validate `cfg` (with the overrides the user typed, which decide precedence); return the plan."""
     problems: list[str] = []
+    if OmegaConf.is_missing(cfg, "init_from") and cfg.get("ckpt_path") is None:  # a resumed run has its weights
+        problems.append("init_from= is required: this configuration trains further from trained weights; give "
+                        "init_from=<the run it follows> (a run dir, .ckpt, .pth or Hugging Face dir)")
     model_config, init, ckpt_path = _model_source(cfg, list(overrides), problems)
     objective = _collect(problems, lambda: instantiate(cfg.stage.objective))
     problems += _hardware_problems(cfg.trainer)
@@ -55,6 +58,9 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
     if budget is not None:
         problems += _schedule_problems(cfg, budget)
         problems += _streaming_problems(cfg, budget)
+        if objective is not None and model_config is not None:
+            problems += objective.problems(model_config=model_config, seq_len=cfg.data.seq_len,
+                                           length_from=budget.length_from)
     if problems:
         raise ConfigurationError("cannot start training:\n  - " + "\n  - ".join(problems))
     return TrainingPlan(model_config, budget, ckpt_path, init, objective)
