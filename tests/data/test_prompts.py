@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from minimind.data.errors import DataError
+from minimind.data.encode import ChatOptions
 from minimind.data.prompts import opens_thinking
 
 from .helpers import datamodule, make_conversations, write_jsonl
@@ -62,7 +63,7 @@ def test_the_embedded_prompt_set_is_fixed_and_answers_name_what_is_asked(tiny_to
     ({"conversations": [{"role": "system", "content": "Be brief."}, {"role": "assistant", "content": ""}]},
      "no user turn"),
     ({"conversations": "hello"}, "'conversations' must be a list"),
-    ({"conversations": [{"role": "user"}, {"role": "assistant", "content": ""}], "gt": {"a": 1}}, "'gt' must be"),
+    ({"conversations": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}], "gt": {"a": 1}}, "'gt' must be"),
     (rlaif([{"role": "user", "content": "the red cat " * 40}]), "more than data.seq_len=64"),
 ])
 def test_bad_prompt_records_are_refused_with_where_and_what_to_change(record, fragment, tiny_tokenizer_dir, tmp_path):
@@ -78,8 +79,8 @@ def test_bad_prompt_records_are_refused_with_where_and_what_to_change(record, fr
 
 def test_thinking_ratio_is_a_fixed_draw_per_prompt():
     ids = [f"rlaif.jsonl:{i}" for i in range(2000)]
-    draws = [opens_thinking(i, 0.9, seed=0) for i in ids]
-    assert draws == [opens_thinking(i, 0.9, seed=0) for i in ids]  # resumable: the same prompts every time
+    draws = [opens_thinking(i, 0.9, ChatOptions(seed=0)) for i in ids]
+    assert draws == [opens_thinking(i, 0.9, ChatOptions(seed=0)) for i in ids]  # resumable: the same prompts every time
     assert 0.87 < sum(draws) / len(draws) < 0.93
-    assert draws != [opens_thinking(i, 0.9, seed=1) for i in ids]
-    assert not any(opens_thinking(i, 0.0, seed=0) for i in ids)
+    assert draws != [opens_thinking(i, 0.9, ChatOptions(seed=1)) for i in ids]
+    assert not any(opens_thinking(i, 0.0, ChatOptions(seed=0)) for i in ids)

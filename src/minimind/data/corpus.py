@@ -2,8 +2,9 @@
 
 The one string selects the source:
 
-* `default`: the embedded corpus (`default_corpus.py`), no network needed; with `data.format=prompt`,
-  the embedded prompts made from it (`default_prompts.py`);
+* `default`: the embedded corpus (`default_corpus.py`), no network needed; with `data.format=sft`,
+  the embedded conversations made from it (`default_sft.py`); with `data.format=prompt`, their
+  questions as prompts (`default_prompts.py`);
 * `hf:NAME[:SPLIT]` / `hf:NAME:CONFIG:SPLIT`: a Hugging Face dataset, streamed;
 * anything else: a local file, directory or glob of `.jsonl`, `.txt` and `.parquet` files.
 
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 from minimind.data.default_corpus import DefaultSource
 from minimind.data.default_prompts import DefaultPromptSource
+from minimind.data.default_sft import DefaultSFTSource
 from minimind.data.errors import BadRecords, DataError
 from minimind.data.hf_source import PREFIX, HFSource
 from minimind.data.local_files import LocalFiles
@@ -24,10 +26,12 @@ from minimind.data.records import FORMATS, Record, detect_format, extract
 
 class Corpus:
     def __init__(self, path: str, fmt: str = "auto") -> None:
-        """fmt: the data format asked for (`default` is a pretraining corpus, or with `prompt` a prompt set)."""
+        """fmt: the data format asked for (`default` is a pretraining corpus, with `sft` a conversation set, with
+        `prompt` a prompt set)."""
         path = str(path)
         if path == "default":
-            self.source = DefaultPromptSource() if fmt == "prompt" else DefaultSource()
+            sources = {"sft": DefaultSFTSource, "prompt": DefaultPromptSource}
+            self.source = sources.get(fmt, DefaultSource)()
         elif path.startswith(PREFIX):
             self.source = HFSource(path)
         else:

@@ -2,11 +2,12 @@
 
 Samples are printed, appended to `<run dir>/samples.md`, and logged to wandb as a table
 (one row per prompt and step) when a WandbLogger is active. Greedy decoding keeps the
-samples of two runs or two steps directly comparable.
+samples of two runs or two steps directly comparable. Rank zero generates and writes; under
+FSDP every rank first takes part in gathering the model's shards (`full_model`).
 
 A stage whose validation itself produces replies (reinforcement learning: held-out prompts answered
-and scored) hands them over through `Objective.validation_samples()`; they are shown instead, as a
-table with their rewards.
+and scored) hands them over through `Objective.validation_samples()`; rank zero's are shown instead
+of the fixed prompts' completions, as a table with their rewards.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
+
+from minimind.training.distributed import full_model
 
 
 class SampleGenerationCallback(Callback):
@@ -30,18 +32,21 @@ class SampleGenerationCallback(Callback):
         self.print_samples = print_samples
         self.history: list[dict] = []  # {"step", "prompt", "completion", and any scores}
 
-    @rank_zero_only
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         tokenizer = getattr(trainer.datamodule, "tokenizer", None) if trainer.datamodule is not None else None
         if trainer.sanity_checking or tokenizer is None:
             return
         step = trainer.global_step
-        scored = pl_module.objective.validation_samples()
-        if scored:
+        scored = pl_module.objective.validation_samples()  # None, or this rank's scored replies
+        if scored is not None:
+            if not trainer.is_global_zero or not scored:
+                return
             rows = [{"step": step, **r} for r in scored]
         elif self.prompts:
-            rows = [{"step": step, "prompt": p, "completion": self.complete(pl_module, tokenizer, p)}
-                    for p in self.prompts]
+            model = full_model(trainer, pl_module, device=pl_module.device)  # every rank: FSDP gathers its shards
+            if model is None:  # not rank zero
+                return
+            rows = [{"step": step, "prompt": p, "completion": self.complete(model, tokenizer, p)} for p in self.prompts]
         else:
             return
         self.history.extend(rows)
@@ -63,18 +68,18 @@ class SampleGenerationCallback(Callback):
                 logger.log_table("samples", columns=columns, data=[[r.get(c) for c in columns] for r in self.history],
                                  step=step)
 
-    def complete(self, pl_module, tokenizer, prompt: str) -> str:
+    def complete(self, model, tokenizer, prompt: str) -> str:
         from minimind.generate import Sampling, chat, complete
 
         sampling = Sampling(max_new_tokens=self.max_new_tokens, temperature=0.0)
-        was_training = pl_module.training
-        pl_module.eval()
+        was_training = model.training
+        model.eval()
         try:
             if self.chat:
-                return chat(pl_module.model, tokenizer, [prompt], sampling, stream=False)[-1]["content"]
-            return complete(pl_module.model, tokenizer, prompt, sampling, stream=False)
+                return chat(model, tokenizer, [prompt], sampling, stream=False)[-1]["content"]
+            return complete(model, tokenizer, prompt, sampling, stream=False)
         finally:
-            pl_module.train(was_training)
+            model.train(was_training)
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:

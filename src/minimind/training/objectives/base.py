@@ -99,7 +99,8 @@ class Objective(nn.Module):
         """What summary.json should also say about this stage's run (given the final logged metrics)."""
         return {}
 
-    def validation_samples(self) -> list[dict[str, Any]]:
+    def validation_samples(self) -> list[dict[str, Any]] | None:
         """Rows to show from the validation now ending (`prompt`, `completion`, and any scores), which the samples
-        callback writes instead of completing its own prompts; read before `validation_results` resets them."""
-        return []
+        callback writes instead of completing its own prompts; read before `validation_results` resets them.
+        None (the default): the objective's validation produces no replies of its own."""
+        return None
