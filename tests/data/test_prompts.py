@@ -25,7 +25,7 @@ def prompt_records(n: int) -> list[dict]:
 def test_prompt_batches_are_left_padded_chat_prompts_with_their_answers(tiny_tokenizer, tiny_tokenizer_dir, tmp_path):
     records = prompt_records(24)
     path = write_jsonl(tmp_path / "rlaif.jsonl", records)
-    dm = datamodule(path, tiny_tokenizer_dir, tmp_path, seq_len=64, batch_size=4)  # format=auto
+    dm = datamodule(path, tiny_tokenizer_dir, tmp_path, seq_len=128, batch_size=4)  # format=auto
     dm.setup("fit")
     assert dm.format == "prompt" and dm.num_train_tokens() is None
     expected = {tiny_tokenizer.apply_chat_template(r["conversations"][:-1], tokenize=False, add_generation_prompt=True):
@@ -38,7 +38,7 @@ def test_prompt_batches_are_left_padded_chat_prompts_with_their_answers(tiny_tok
         assert bool((ids[mask == 0] == tiny_tokenizer.pad_token_id).all())
         for row, m, messages, answers in zip(ids, mask, batch["messages"], batch["answers"]):
             text = tiny_tokenizer.decode(row[m.bool()].tolist())
-            assert text.endswith("<|im_start|>assistant\n")  # the assistant's turn is opened for the policy
+            assert text.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")  # the reply is opened (no thinking)
             assert messages[-1]["role"] == "user"
             seen[text] = answers
     assert seen == expected
@@ -64,14 +64,14 @@ def test_the_embedded_prompt_set_is_fixed_and_answers_name_what_is_asked(tiny_to
      "no user turn"),
     ({"conversations": "hello"}, "'conversations' must be a list"),
     ({"conversations": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}], "gt": {"a": 1}}, "'gt' must be"),
-    (rlaif([{"role": "user", "content": "the red cat " * 40}]), "more than data.seq_len=64"),
+    (rlaif([{"role": "user", "content": "the red cat " * 60}]), "more than data.seq_len=128"),
 ])
 def test_bad_prompt_records_are_refused_with_where_and_what_to_change(record, fragment, tiny_tokenizer_dir, tmp_path):
     path = write_jsonl(tmp_path / "rlaif.jsonl", prompt_records(6) + [record])
-    dm = datamodule(path, tiny_tokenizer_dir, tmp_path, format="prompt", seq_len=64)
+    dm = datamodule(path, tiny_tokenizer_dir, tmp_path, format="prompt", seq_len=128)
     with pytest.raises(DataError, match=f"rlaif.jsonl:7: .*{fragment}"):
         dm.setup("fit")
-    skipping = datamodule(path, tiny_tokenizer_dir, tmp_path, format="prompt", seq_len=64, on_bad_record="skip")
+    skipping = datamodule(path, tiny_tokenizer_dir, tmp_path, format="prompt", seq_len=128, on_bad_record="skip")
     skipping.setup("fit")
     assert skipping.bad_record_report()["skipped"] == 1
     assert sum(len(b["messages"]) for b in skipping.train_dataloader()) == 4  # 6 good prompts, in batches of 4

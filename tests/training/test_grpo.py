@@ -20,7 +20,7 @@ from test_resume_and_ddp import launch, run
 
 from minimind import train as train_app
 from minimind.errors import ConfigurationError
-from minimind.training.objectives.grpo import group_advantages, k3_kl, policy_loss, token_logprobs
+from minimind.training.objectives.grpo import GRPO, group_advantages, k3_kl, policy_loss, token_logprobs
 from minimind.training.preflight import check_training_config
 from minimind.training.rewards import AnswerMatch, Completion, Format, Length, RepetitionPenalty, RewardModel
 from minimind.training.run import build_module, train
@@ -42,7 +42,7 @@ def grpo_args(init, prompts, tokenizer_dir, *extra) -> list[str]:
     dropped = ("model", "trainer.max_steps", "data.seq_len", "trainer.val_check_interval", "optimizer.lr")
     return [o for o in TRAIN_OVERRIDES if not o.startswith(dropped)] + [
         "stage=grpo", f"init_from={init}", f"data.path={prompts}", f"data.tokenizer={tokenizer_dir}",
-        "data.seq_len=48", "data.val_fraction=0.1", "trainer.max_steps=12", "trainer.val_check_interval=6",
+        "data.seq_len=80", "data.val_fraction=0.1", "trainer.max_steps=12", "trainer.val_check_interval=6",
         "stage.objective.max_gen_len=8", "stage.objective.num_generations=4", "optimizer.lr=3e-3", *extra]
 
 
@@ -95,57 +95,68 @@ def test_the_kl_term_is_zero_when_the_policy_is_the_reference(grpo_module):
     assert moved > 0  # a reference that disagrees is penalised
 
 
-def test_mean_reward_rises_on_a_toy_reward_through_a_real_run(trained_run, prompts, tiny_tokenizer_dir, compose_cfg,
-                                                            tmp_path):
-    """Rewarded for closing its reply properly, the model learns to: the mean reward of its last steps ends above
-    its first steps' by more than their spread, as summary.json says; the run logs what explains it."""
+class Shortness:
+    """A reward of the test's own, as a user writes one: 1 for a reply of at most `limit` tokens, with a weight."""
+
+    def __init__(self, limit: int = 3, weight: float = 1.0):
+        self.limit, self.weight = limit, weight
+
+    def __call__(self, completions) -> list[float]:
+        return [float(c.tokens <= self.limit) for c in completions]
+
+
+@pytest.fixture(scope="module")
+def grpo_run(trained_run, prompts, tiny_tokenizer_dir, reward_model_dir, compose_cfg, tmp_path_factory):
+    """The one real GRPO run of these tests (30 steps of seconds), with rewards given three ways in the config:
+    the stage's built-in format reward (its repetition reward dropped), one of the test's own with a weight
+    (short), and a reward model directory (weighted 0 here: called and logged, not trained for)."""
     run_dir, _ = trained_run
+    out = tmp_path_factory.mktemp("grpo-run")
     typed = grpo_args(run_dir, prompts, tiny_tokenizer_dir, "trainer.max_steps=30", "trainer.val_check_interval=15",
-                      "stage.objective.rewards={format:{_target_:minimind.training.rewards.Format}}")
+                      "~stage.objective.rewards.repetition",
+                      "+stage.objective.rewards.short={_target_:test_grpo.Shortness,limit:4,weight:0.5}",
+                      f"+stage.objective.rewards.model={{_target_:minimind.training.rewards.RewardModel,"
+                      f"path:'{reward_model_dir}',weight:0}}")
     typed = [o for o in typed if o != "callbacks.samples=null"]
-    metrics, _ = train(compose_cfg(typed, run_dir=tmp_path), typed)
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    metrics, _ = train(compose_cfg(typed, run_dir=out), typed)
+    return out, metrics
+
+
+def test_mean_reward_rises_on_a_toy_reward_through_a_real_run(grpo_run):
+    """Rewarded for closing its reply properly and briefly, the model learns to: the mean reward of its last steps
+    ends above its first steps' by more than their spread, as summary.json says; the run logs what explains it."""
+    run_dir, metrics = grpo_run
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["stage"] == "grpo" and summary["peak_memory_mb"] > 0
     assert summary["reward_end_mean"] > summary["reward_start_mean"] + summary["reward_start_std"], summary
-    logged = set(metric_rows(tmp_path)[0])
+    logged = set(metric_rows(run_dir)[0])
     for name in ("train/reward_mean", "train/reward_std", "train/reward/format", "train/kl", "train/clip_fraction",
                  "train/completion_length", "train/truncated", "train/groups_without_signal", "val/reward",
                  "val/reward/format", "val/loss"):
         assert name in logged, name
     assert metrics["val/loss"] == -metrics["val/reward"]
     # tokens: the prompt and reply tokens of each step's 4 x 4 sequences, padding left out
-    seen = [0.0] + [float(r["train/tokens"]) for r in rows_with(tmp_path, "train/tokens")]
+    seen = [0.0] + [float(r["train/tokens"]) for r in rows_with(run_dir, "train/tokens")]
     per_step = [b - a for a, b in zip(seen, seen[1:])]
     assert summary["tokens_seen"] == seen[-1] and len(per_step) == 30
-    assert all(0 < n <= 16 * (48 + 8) for n in per_step) and len(set(per_step)) > 1
-    samples = (tmp_path / "samples.md").read_text()
-    assert samples.count("| prompt | completion | reward | format |") == 2  # a table per validation
-    assert (tmp_path / "grpo_64.pth").is_file()
+    assert all(0 < n <= 16 * (80 + 8) for n in per_step) and len(set(per_step)) > 1
+    samples = (run_dir / "samples.md").read_text()
+    assert samples.count("| prompt | completion | reward | format | short | model |") == 2  # a table per validation
+    assert (run_dir / "grpo_64.pth").is_file()
 
 
 def rows_with(run_dir, name: str) -> list[dict[str, str]]:
     return [r for r in metric_rows(run_dir) if r.get(name)]
 
 
-def shortness(completions, limit: int = 3) -> list[float]:
-    """A reward of the test's own: 1 for a reply of at most `limit` tokens."""
-    return [float(c.tokens <= limit) for c in completions]
-
-
-def test_rewards_are_pluggable_through_config_and_summed_with_their_weights(trained_run, prompts, tiny_tokenizer_dir,
-                                                                            compose_cfg, tmp_path):
-    run_dir, _ = trained_run
-    typed = grpo_args(run_dir, prompts, tiny_tokenizer_dir, "trainer.max_steps=4",
-                      "stage.objective.rewards.format.weight=0.5",
-                      "+stage.objective.rewards.short={_target_:test_grpo.shortness,_partial_:true,limit:4}",
-                      "+stage.objective.rewards.length={_target_:minimind.training.rewards.Length,target:6,weight:2}")
-    train(compose_cfg(typed, run_dir=tmp_path), typed)
-    rows = rows_with(tmp_path, "train/reward_mean")
-    assert len(rows) == 4
+def test_rewards_are_pluggable_through_config_and_summed_with_their_weights(grpo_run):
+    run_dir, _ = grpo_run
+    rows = rows_with(run_dir, "train/reward_mean")
+    assert len(rows) == 30
     for r in rows:
-        parts = {name: float(r[f"train/reward/{name}"]) for name in ("format", "repetition", "short", "length")}
-        expected = 0.5 * parts["format"] + parts["repetition"] + parts["short"] + 2 * parts["length"]
-        assert float(r["train/reward_mean"]) == pytest.approx(expected, abs=1e-5)
+        parts = {name: float(r[f"train/reward/{name}"]) for name in ("format", "short", "model")}
+        assert float(r["train/reward_mean"]) == pytest.approx(parts["format"] + 0.5 * parts["short"], abs=1e-5)
+    assert all(float(r["train/reward/model"]) != 0 for r in rows)  # the reward model scored every step's replies
 
 
 def completion(text: str, tokens: int = 5, finished: bool = True, answers=()) -> Completion:
@@ -179,8 +190,7 @@ def reward_model_dir(tiny_tokenizer_dir, tmp_path_factory):
     return path
 
 
-def test_a_reward_model_directory_is_loaded_and_scores_each_reply(reward_model_dir, trained_run, prompts,
-                                                                  tiny_tokenizer_dir, compose_cfg, tmp_path):
+def test_a_reward_model_directory_is_loaded_and_scores_each_reply(reward_model_dir):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     replies = [completion("the red cat"), completion("a dog runs over the stone road"), completion("")]
@@ -197,11 +207,11 @@ def test_a_reward_model_directory_is_loaded_and_scores_each_reply(reward_model_d
     clipped = RewardModel(str(reward_model_dir), clip=clip)(replies)
     assert clipped == pytest.approx([max(-clip, min(clip, s)) for s in scores], abs=1e-6) and clipped != scores
 
-    run_dir, _ = trained_run  # and in a run: reward_model= adds it to the stage's rewards
-    typed = grpo_args(run_dir, prompts, tiny_tokenizer_dir, "trainer.max_steps=2", f"reward_model={reward_model_dir}")
-    train(compose_cfg(typed, run_dir=tmp_path), typed)
-    rows = rows_with(tmp_path, "train/reward/model")
-    assert len(rows) == 2 and all(float(r["train/reward/model"]) != 0 for r in rows)
+
+
+def test_reward_model_shorthand_adds_a_reward_model_to_the_stage_rewards(reward_model_dir):
+    objective = GRPO(rewards={"format": Format()}, reward_model=str(reward_model_dir))
+    assert list(objective.rewards) == ["format", "model"] and isinstance(objective.rewards["model"], RewardModel)
 
 
 @pytest.mark.parametrize("typed, fragments", [
@@ -232,15 +242,14 @@ def test_grpo_on_sft_data_and_the_quickstart_without_init_from_are_refused(train
     assert_clean_failure(code, out, err, "init_from= is required")
 
 
-@pytest.mark.slow
-def test_the_quickstart_experiment_runs_on_the_embedded_prompts(trained_run, tiny_tokenizer_dir, compose_cfg,
-                                                                tmp_path):
+def test_the_quickstart_experiment_reads_the_embedded_prompts(trained_run, tiny_tokenizer_dir, compose_cfg, tmp_path):
+    """experiment=quickstart_grpo composes into a plan that passes the preflight (its run is measured in the README)."""
     run_dir, _ = trained_run
-    typed = ["experiment=quickstart_grpo", f"init_from={run_dir}", f"data.tokenizer={tiny_tokenizer_dir}",
-             "trainer.max_steps=2", "trainer.limit_val_batches=1", "logger=csv", "trainer.enable_progress_bar=false"]
-    metrics, built = train(compose_cfg(typed, run_dir=tmp_path), typed)
-    assert built["datamodule"].hparams.path == "default" and built["datamodule"].format == "prompt"
-    assert "val/reward/answer" in metrics and json.loads((tmp_path / "summary.json").read_text())["steps"] == 2
+    typed = ["experiment=quickstart_grpo", f"init_from={run_dir}", f"data.tokenizer={tiny_tokenizer_dir}"]
+    cfg = compose_cfg(typed, run_dir=tmp_path)
+    plan = check_training_config(cfg, typed)
+    assert isinstance(plan.objective, GRPO) and set(plan.objective.rewards) == {"format", "repetition", "answer", "length"}
+    assert cfg.data.path == "default" and cfg.data.format == "prompt"
 
 
 @pytest.mark.slow
