@@ -257,8 +257,8 @@ def test_sigkill_mid_grpo_then_resume_equals_uninterrupted(trained_run, prompts,
     """The reference, the reward history, the data position and the sampling RNG all come back: the resumed run
     samples the same replies and ends with the same weights as the uninterrupted one."""
     run_dir, _ = trained_run
-    args = grpo_args(run_dir, prompts, tiny_tokenizer_dir, "trainer.max_steps=40", "trainer.val_check_interval=20",
-                     "callbacks.model_checkpoint.every_n_train_steps=5", "model.dropout=0.1")
+    args = grpo_args(run_dir, prompts, tiny_tokenizer_dir, "trainer.max_steps=16", "trainer.val_check_interval=8",
+                     "callbacks.model_checkpoint.every_n_train_steps=4", "model.dropout=0.1")
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     run(args + [f"hydra.run.dir={reference}"])
 
@@ -270,7 +270,7 @@ def test_sigkill_mid_grpo_then_resume_equals_uninterrupted(trained_run, prompts,
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     killed_at = torch.load(checkpoint, weights_only=True)["global_step"]
-    assert 0 < killed_at < 40, "the kill must land mid-training"
+    assert 0 < killed_at < 16, "the kill must land mid-training"
 
     resumed = [o for o in args if not o.startswith("init_from=")] + [f"hydra.run.dir={interrupted}", "ckpt_path=last"]
     run(resumed)  # no init_from=: the reference comes from the checkpoint
