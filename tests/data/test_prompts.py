@@ -44,13 +44,15 @@ def test_prompt_batches_are_left_padded_chat_prompts_with_their_answers(tiny_tok
     assert seen == expected
 
 
-def test_the_embedded_prompt_set_is_fixed_and_answers_name_what_is_asked(tiny_tokenizer_dir, tmp_path):
+def test_the_embedded_prompt_set_asks_the_sft_sets_questions_with_answers_that_name_what_is_asked(
+        tiny_tokenizer_dir, tmp_path):
     from minimind.data.default_prompts import DefaultPromptSource
 
-    first, again = list(DefaultPromptSource().raw(None)), list(DefaultPromptSource().raw(None))
-    assert first == again and len(first) > 1000 and len({doc_id for doc_id, *_ in first}) == len(first)
-    for _, _, record, _ in first[:200]:
+    records = list(DefaultPromptSource().raw(None))
+    assert len(records) > 1000 and len({doc_id for doc_id, *_ in records}) == len(records)
+    for doc_id, _, record, _ in records:
         question = record["conversations"][0]["content"]
+        assert doc_id == f"default-sft/{record['gt']}"  # the SFT set's id, so the same train/validation split
         assert record["gt"] in question and record["conversations"][-1] == {"role": "assistant", "content": ""}
     dm = datamodule("default", tiny_tokenizer_dir, tmp_path, format="prompt", seq_len=96, val_fraction=0.05,
                     on_bad_record="skip")
