@@ -141,10 +141,12 @@ def _conversation(value: Any, where: str, bad: BadRecords) -> list[dict[str, Any
 
 
 def _is_prompt(obj: Any) -> bool:
-    """Whether a parsed record looks like a prompt: a conversation that ends in an empty assistant turn."""
+    """Whether a parsed record looks like a prompt: a conversation that ends in an empty assistant turn (no text,
+    thinking or tool calls: an SFT reply that only calls a tool is not empty)."""
     turns = obj.get("conversations") if isinstance(obj, dict) else None
-    return (isinstance(turns, list) and bool(turns) and isinstance(turns[-1], dict)
-            and turns[-1].get("role") == "assistant" and not str(turns[-1].get("content") or "").strip())
+    last = turns[-1] if isinstance(turns, list) and turns and isinstance(turns[-1], dict) else {}
+    return last.get("role") == "assistant" and not any(str(last.get(k) or "").strip()
+                                                       for k in ("content", "reasoning_content", "tool_calls"))
 
 
 PROMPT_FIX = ('write {"conversations": [{"role": "user", "content": "..."}, {"role": "assistant", "content": ""}]} '
