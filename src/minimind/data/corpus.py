@@ -3,7 +3,8 @@
 The one string selects the source:
 
 * `default`: the embedded corpus (`default_corpus.py`), no network needed; with `data.format=sft`,
-  the embedded conversations made from it (`default_sft.py`);
+  the embedded conversations made from it (`default_sft.py`); with `data.format=prompt`, their
+  questions as prompts (`default_prompts.py`);
 * `hf:NAME[:SPLIT]` / `hf:NAME:CONFIG:SPLIT`: a Hugging Face dataset, streamed;
 * anything else: a local file, directory or glob of `.jsonl`, `.txt` and `.parquet` files.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from minimind.data.default_corpus import DefaultSource
+from minimind.data.default_prompts import DefaultPromptSource
 from minimind.data.default_sft import DefaultSFTSource
 from minimind.data.errors import BadRecords, DataError
 from minimind.data.hf_source import PREFIX, HFSource
@@ -24,10 +26,12 @@ from minimind.data.records import FORMATS, Record, detect_format, extract
 
 class Corpus:
     def __init__(self, path: str, fmt: str = "auto") -> None:
-        """fmt: the data format asked for (`default` is a pretraining corpus, or with `sft` a conversation set)."""
+        """fmt: the data format asked for (`default` is a pretraining corpus, with `sft` a conversation set, with
+        `prompt` a prompt set)."""
         path = str(path)
         if path == "default":
-            self.source = DefaultSFTSource() if fmt == "sft" else DefaultSource()
+            sources = {"sft": DefaultSFTSource, "prompt": DefaultPromptSource}
+            self.source = sources.get(fmt, DefaultSource)()
         elif path.startswith(PREFIX):
             self.source = HFSource(path)
         else:
@@ -47,8 +51,8 @@ class Corpus:
         if fmt not in FORMATS:
             raise DataError(f"data.format={fmt!r} is not one of {FORMATS}")
         if self.source.text_only:
-            if fmt == "sft":
-                raise DataError(f"data.path={self.name!r} is plain text, which cannot be SFT data; use JSONL")
+            if fmt in ("sft", "prompt"):
+                raise DataError(f"data.path={self.name!r} is plain text, which cannot be {fmt} data; use JSONL")
             return "pretrain"
         if fmt != "auto":
             return fmt

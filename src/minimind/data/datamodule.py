@@ -6,6 +6,10 @@
 Packed SFT batches (`format="sft", packing=True`) also hold `document_ids` (B, T), which the
 model takes to keep the conversations sharing a row apart.
 
+Prompt batches (`format="prompt"`, for reinforcement learning) are left-padded prompts instead:
+{"input_ids", "attention_mask": (B, longest prompt), "messages", "answers": one entry per prompt}
+(`minimind.data.prompts`).
+
 `prepare_data()` (once per node) trains the default tokenizer and builds the token cache
 when they are missing; `setup()` opens them and raises any data error before training
 starts. The training loader's position is saved in every checkpoint, twice on purpose: by
@@ -36,7 +40,8 @@ from minimind.data.default_tokenizer import resolve_tokenizer
 from minimind.data.errors import POLICIES, BadRecords, DataError
 from minimind.data.loader import ResumableLoader
 from minimind.data.packing import DocRows, PackedDocRows, PackedRows
-from minimind.data.records import FORMATS
+from minimind.data.prompts import PromptRows, Prompts, read_prompts
+from minimind.data.records import FORMATS, is_val
 from minimind.data.streaming_dataset import StreamingDataset
 from minimind.paths import cache_dir as default_cache_dir
 
@@ -48,7 +53,7 @@ STREAMED_VAL_BATCHES = 50  # a remote stream has no known end: validate on this 
 def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int = 0, format: str = "auto",
                       shuffle_buffer: int = 0, val_fraction: float = 0.05, on_bad_record: str = "error",
                       max_val_batches: int | None = None, add_system_ratio: float = 0.0,
-                      strip_empty_think: float = 0.0, **_: Any) -> list[str]:
+                      strip_empty_think: float = 0.0, thinking_ratio: float = 0.0, **_: Any) -> list[str]:
     """Every data setting that cannot work, each with its valid range (the training preflight reports them
     together with the rest of the config's problems; the data module refuses them when built directly)."""
     checks = [
@@ -66,7 +71,8 @@ def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int
         *((isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1,
            f"data.{name}={p} must be a probability in [0, 1] (0: off; upstream uses {upstream})")
           for name, p, upstream in (("add_system_ratio", add_system_ratio, 0.2),
-                                    ("strip_empty_think", strip_empty_think, 0.8))),
+                                    ("strip_empty_think", strip_empty_think, 0.8),
+                                    ("thinking_ratio", thinking_ratio, "0.9 in its GRPO"))),
     ]
     return [message for ok, message in checks if not ok]
 
@@ -79,7 +85,8 @@ class MiniMindDataModule(LightningDataModule):
     tokenizer: a tokenizer directory in MiniMind's format; None/"default": train (once) the default one.
     seq_len, batch_size: rows are (batch_size, seq_len).
     num_workers: DataLoader worker processes (0: read in the training process, fine with the cache).
-    format: `auto` (from the first record), `pretrain` ({"text"}) or `sft` ({"conversations"}).
+    format: `auto` (from the first record), `pretrain` ({"text"}), `sft` ({"conversations"}) or `prompt`
+        (conversations ending in an empty assistant turn, optional "gt"; `data.seq_len` is then the longest prompt).
     packing: pack documents into full rows (default for pretrain) or one per padded row (default for sft);
         packed SFT rows hold whole conversations that never attend to each other.
     shuffle_buffer: rows in the shuffle buffer of a streamed corpus (a cached corpus is fully permuted).
@@ -93,6 +100,8 @@ class MiniMindDataModule(LightningDataModule):
     add_system_ratio, strip_empty_think: upstream's SFT augmentations, as probabilities (0: off; upstream
         uses 0.2 and 0.8): a random system prompt for conversations without one, and empty think blocks
         removed. Each conversation's draw is fixed by `seed` and its id (see `minimind.data.encode`).
+    thinking_ratio: prompts only: the share rendered with the template's `open_thinking` (upstream's option,
+        0.9 in its GRPO), each prompt's draw fixed like the augmentations' (see `minimind.data.prompts`).
     """
 
     def __init__(
@@ -113,12 +122,14 @@ class MiniMindDataModule(LightningDataModule):
         max_val_batches: int | None = None,
         add_system_ratio: float = 0.0,
         strip_empty_think: float = 0.0,
+        thinking_ratio: float = 0.0,
     ) -> None:
         super().__init__()
         problems = settings_problems(seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, format=format,
                                      shuffle_buffer=shuffle_buffer, val_fraction=val_fraction,
                                      on_bad_record=on_bad_record, max_val_batches=max_val_batches,
-                                     add_system_ratio=add_system_ratio, strip_empty_think=strip_empty_think)
+                                     add_system_ratio=add_system_ratio, strip_empty_think=strip_empty_think,
+                                     thinking_ratio=thinking_ratio)
         if problems:
             raise DataError("; ".join(problems))
         self.save_hyperparameters()
@@ -130,6 +141,7 @@ class MiniMindDataModule(LightningDataModule):
         self._bad: BadRecords | None = None
         self._train_loader: ResumableLoader | None = None
         self._pending_state: dict[str, Any] | None = None
+        self._prompts: dict[str, Prompts] | None = None
 
     # ---- what the model and the training loop read -------------------------------------
 
@@ -156,7 +168,10 @@ class MiniMindDataModule(LightningDataModule):
         return self.format == "pretrain" if self.hparams.packing is None else bool(self.hparams.packing)
 
     def num_train_tokens(self) -> int | None:
-        """Tokens in the training split (one epoch); None when streamed (unknown up front)."""
+        """Tokens in the training split (one epoch); None when streamed (unknown up front) or prompts (the
+        replies, not the prompts, are most of what trains)."""
+        if self.format == "prompt":
+            return None
         return self._open_cache().meta["tokens"]["train"] if self.use_cache else None
 
     def bad_record_report(self) -> dict[str, Any]:
@@ -171,7 +186,9 @@ class MiniMindDataModule(LightningDataModule):
 
     def prepare_data(self) -> None:
         self.tokenizer  # noqa: B018 - trains the default tokenizer if no job has
-        if self.use_cache:
+        if self.format == "prompt":
+            self._read_prompts()
+        elif self.use_cache:
             self._open_cache()
 
     def setup(self, stage: str | None = None) -> None:
@@ -230,13 +247,27 @@ class MiniMindDataModule(LightningDataModule):
         """The bad-record report: from the cache build, or one reading pass over a local corpus."""
         if self._bad is None:
             policy = self.hparams.on_bad_record
-            if self.use_cache:
+            if self.format == "prompt":
+                self._read_prompts()
+            elif self.use_cache:
                 self._bad = BadRecords.from_dict(self._open_cache().meta["bad_records"], policy)
             else:
                 self._bad = BadRecords(policy)
                 if not self.corpus.streaming and not sum(1 for _ in self.corpus.records(self.format, self._bad)):
                     raise DataError(f"data.path={self.corpus.name!r} has no usable documents ({self._bad.summary()})")
         return self._bad
+
+    def _read_prompts(self) -> dict[str, Prompts]:
+        """A prompt set, read once into memory (its bad records counted in the same report as a cache's)."""
+        if self._prompts is None:
+            h = self.hparams
+            self._bad = BadRecords(h.on_bad_record)
+            self._prompts = read_prompts(self.corpus.records("prompt", self._bad), self.tokenizer, h.seq_len,
+                                         self.chat_options, h.thinking_ratio, self._bad,
+                                         lambda doc_id: is_val(doc_id, h.val_fraction))
+            if not sum(len(p) for p in self._prompts.values()):
+                raise DataError(f"data.path={self.corpus.name!r} has no usable prompts ({self._bad.summary()})")
+        return self._prompts
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -255,6 +286,15 @@ class MiniMindDataModule(LightningDataModule):
         h = self.hparams
         rank, world_size = self._rank()
         max_batches = self._run_batches() if train else h.max_val_batches
+        if self.format == "prompt":
+            name = "train" if train else "val"
+            prompts = self._read_prompts()[name]
+            if not len(prompts):
+                hint = "raise data.val_fraction or set it to 0 (no validation)" if not train else "lower data.val_fraction"
+                raise DataError(f"data.path={self.corpus.name!r}: the {name} split has no prompts; {hint}")
+            rows = PromptRows(prompts, h.seq_len, self.tokenizer.pad_token_id)
+            return CachedDataset(rows, h.batch_size, rank, world_size, h.seed, train=train,
+                                 max_batches=h.max_val_batches if not train else None, name=name)
         if not train and max_batches is None and self.corpus.streaming and not self.use_cache:
             max_batches = STREAMED_VAL_BATCHES
         if not self.use_cache:

@@ -73,14 +73,15 @@ class ChatOptions:
 
 
 def render(tokenizer: PreTrainedTokenizerFast, messages: list[dict[str, Any]], options: ChatOptions = ChatOptions(),
-           doc_id: str = "") -> str:
-    """A conversation as the text the model reads: the chat template, with `options` applied."""
+           doc_id: str = "", **template: Any) -> str:
+    """A conversation as the text the model reads: the chat template, with `options` applied.
+    `template`: more arguments for the template (a prompt's `add_generation_prompt`, `open_thinking`)."""
     rng = options.rng(doc_id)
     tools = next((m["tools"] for m in reversed(messages) if m["role"] == "system" and m.get("tools")), None)
     if options.add_system_ratio and tools is None and messages[0]["role"] != "system" \
             and rng.random() < options.add_system_ratio:
         messages = [{"role": "system", "content": rng.choice(SYSTEM_PROMPTS)}, *messages]
-    text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False)
+    text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, **template)
     if options.strip_empty_think and EMPTY_THINK in text and rng.random() < options.strip_empty_think:
         text = text.replace(EMPTY_THINK, "")
     return text

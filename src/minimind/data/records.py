@@ -1,6 +1,6 @@
 """What a document is once read: a `Record`, checked against its format.
 
-Two formats, as in upstream MiniMind's JSONL files:
+The formats of upstream MiniMind's JSONL files:
 
 * `pretrain`: `{"text": "..."}`, a non-empty string;
 * `sft`: `{"conversations": [{"role": "user", "content": "..."}, {"role": "assistant", ...}]}`,
@@ -8,7 +8,9 @@ Two formats, as in upstream MiniMind's JSONL files:
   carry upstream's other fields: `reasoning_content` (an assistant's thinking, rendered as a
   `<think>` block), `tools` (on the system message: the functions on offer) and `tool_calls`
   (on an assistant message: the calls it makes), each a list or that list as a JSON string, as
-  upstream's files have them; `tool` messages hold the calls' results.
+  upstream's files have them; `tool` messages hold the calls' results;
+* `prompt`: prompts for reinforcement learning (upstream's RLAIF files), conversations whose last
+  assistant turn is empty, with an optional expected answer `gt` (`minimind.data.prompts`).
 
 Records also decide the train/validation split: by a hash of the document id, so the split
 is the same in every run, on every machine, and whatever the order of reading.
@@ -23,8 +25,8 @@ from typing import Any
 
 from minimind.data.errors import BadRecords, DataError
 
-FORMATS = ("auto", "pretrain", "sft")
-FIELD = {"pretrain": "text", "sft": "conversations"}
+FORMATS = ("auto", "pretrain", "sft", "prompt")
+FIELD = {"pretrain": "text", "sft": "conversations", "prompt": "conversations"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,8 @@ class Record:
     index: int  # position among all raw records of the corpus (what sharding divides)
     doc_id: str  # stable name, e.g. "books/a.jsonl:17" (what the split hashes)
     where: str  # for messages: "/abs/path/books/a.jsonl:17"
-    value: str | list[dict[str, Any]]  # the text, or the conversation (messages normalised by `extract`)
+    value: str | list[dict[str, Any]] | dict[str, Any]  # the text, the conversation (messages normalised by
+    # `extract`), or a prompt: {"messages": the conversation before the reply, "answers": the `gt` values}
 
 
 def is_val(doc_id: str, val_fraction: float) -> bool:
@@ -42,9 +45,11 @@ def is_val(doc_id: str, val_fraction: float) -> bool:
 
 
 def detect_format(obj: Any) -> str | None:
-    """`pretrain` or `sft` from the first parsed record, None if it cannot tell."""
+    """`pretrain`, `sft` or `prompt` from the first parsed record, None if it cannot tell."""
     if isinstance(obj, str):
         return "pretrain"
+    if _is_prompt(obj):
+        return "prompt"
     if isinstance(obj, dict):
         for fmt, field in FIELD.items():
             if field in obj:
@@ -135,8 +140,54 @@ def _conversation(value: Any, where: str, bad: BadRecords) -> list[dict[str, Any
     return messages
 
 
+def _is_prompt(obj: Any) -> bool:
+    """Whether a parsed record looks like a prompt: a conversation that ends in an empty assistant turn (no text,
+    thinking or tool calls: an SFT reply that only calls a tool is not empty)."""
+    turns = obj.get("conversations") if isinstance(obj, dict) else None
+    last = turns[-1] if isinstance(turns, list) and turns and isinstance(turns[-1], dict) else {}
+    return last.get("role") == "assistant" and not any(str(last.get(k) or "").strip()
+                                                       for k in ("content", "reasoning_content", "tool_calls"))
+
+
+PROMPT_FIX = ('write {"conversations": [{"role": "user", "content": "..."}, {"role": "assistant", "content": ""}]} '
+              '(optionally with "gt": the expected answer)')
+
+
+def _answers(value: Any) -> list[str] | None:
+    """`gt` as a list of strings ([] when absent); None when it has a type no reward can compare."""
+    values = [] if value is None else value if isinstance(value, list) else [value]
+    if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    return [str(v) for v in values]
+
+
+def _prompt(obj: dict[str, Any], where: str, bad: BadRecords) -> dict[str, Any] | None:
+    """An RLAIF record: the conversation before its last assistant turn (whose content, empty in upstream's
+    files, is ignored; a conversation without one is a prompt as it is) and its `gt` values."""
+    turns = obj["conversations"]
+    if not isinstance(turns, list) or not all(isinstance(m, dict) for m in turns):
+        bad(where, "wrong type", f"'conversations' must be a list of messages, got {type(turns).__name__}", PROMPT_FIX)
+        return None
+    if turns and turns[-1].get("role") == "assistant":
+        turns = turns[:-1]
+    try:
+        messages = [_message(m, i) for i, m in enumerate(turns)]
+    except BadMessage as e:
+        bad(where, e.kind, e.detail, PROMPT_FIX)
+        return None
+    if not any(m["role"] == "user" for m in messages):
+        bad(where, "empty document", "no user turn before the reply, so there is nothing to answer", PROMPT_FIX)
+        return None
+    answers = _answers(obj.get("gt"))
+    if answers is None:
+        bad(where, "wrong type", f"'gt' must be a string, a number or a list of them, got {obj.get('gt')!r:.80}",
+            'write "gt": "the answer" (or leave it out)')
+        return None
+    return {"messages": messages, "answers": answers}
+
+
 def extract(obj: Any, fmt: str, where: str, bad: BadRecords) -> str | list[dict[str, Any]] | None:
-    """The record's text (pretrain) or conversation (sft), or None after reporting why not."""
+    """The record's text (pretrain), conversation (sft) or prompt, or None after reporting why not."""
     if obj is None:  # the reader already reported it
         return None
     if isinstance(obj, str):
@@ -153,6 +204,8 @@ def extract(obj: Any, fmt: str, where: str, bad: BadRecords) -> str | list[dict[
         return None
     elif fmt == "sft":
         return _conversation(obj[field], where, bad)
+    elif fmt == "prompt":
+        return _prompt(obj, where, bad)
     else:
         value = obj[field]
     if not isinstance(value, str):

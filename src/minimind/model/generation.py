@@ -36,12 +36,21 @@ def filter_top_k_top_p(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0)
     return logits
 
 
+def sampling_logits(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int,
+                    top_p: float) -> torch.Tensor:
+    """The logits the next token is drawn from (its distribution is their softmax): scaled by the
+    temperature and filtered when sampling, as they are when decoding greedily."""
+    if not do_sample or temperature <= 0:
+        return logits
+    return filter_top_k_top_p(logits / temperature, top_k, top_p)
+
+
 def next_tokens(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int, top_p: float,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, vocab) float logits -> (B,) chosen token ids."""
     if not do_sample or temperature <= 0:
         return logits.argmax(dim=-1)
-    probs = filter_top_k_top_p(logits / temperature, top_k, top_p).softmax(dim=-1)
+    probs = sampling_logits(logits, do_sample, temperature, top_k, top_p).softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
@@ -53,13 +62,17 @@ class GenerationMixin:
                  max_new_tokens: int = 256, do_sample: bool = True, temperature: float = 0.85,
                  top_k: int = 50, top_p: float = 0.85, repetition_penalty: float = 1.0,
                  eos_token_id: int | None = None, pad_token_id: int | None = None, use_cache: bool = True,
-                 streamer: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                 streamer: Any = None, generator: torch.Generator | None = None,
+                 return_logprobs: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue each row of input_ids (B, T) by up to max_new_tokens; returns (B, T + new).
 
         Rows that produced eos_token_id are filled with pad_token_id until all rows finish.
         `streamer` is anything with Hugging Face's streamer interface (`put(ids)`, `end()`),
         e.g. `transformers.TextStreamer`; it receives the prompt first, then each new token.
         `generator` makes sampling reproducible (`torch.Generator().manual_seed(n)`).
+        `return_logprobs`: also return (B, new) float32, the log-probability each new token had in the
+        distribution it was drawn from (temperature and filters applied; what reinforcement learning
+        calls the behaviour policy's), at no extra cost.
         """
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
         pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
@@ -73,6 +86,7 @@ class GenerationMixin:
             streamer.put(ids.cpu())
 
         cache, step_ids, step_positions = None, ids, positions
+        logprobs = []
         for _ in range(max_new_tokens):
             if use_cache:
                 out = self(step_ids, attention_mask=mask, position_ids=step_positions,
@@ -82,6 +96,9 @@ class GenerationMixin:
                 out = self(ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)
             logits = apply_repetition_penalty(out.logits[:, -1].float(), seen, repetition_penalty)
             token = next_tokens(logits, do_sample, temperature, top_k, top_p, generator)
+            if return_logprobs:
+                drawn_from = sampling_logits(logits, do_sample, temperature, top_k, top_p).log_softmax(-1)
+                logprobs.append(drawn_from.gather(-1, token[:, None]).squeeze(-1))
             if eos is not None:
                 token = token.masked_fill(finished, pad)
             ids = torch.cat([ids, token[:, None]], dim=-1)
@@ -97,4 +114,6 @@ class GenerationMixin:
                     break
         if streamer is not None:
             streamer.end()
+        if return_logprobs:
+            return ids, torch.stack(logprobs, dim=1) if logprobs else ids.new_zeros((ids.shape[0], 0), dtype=torch.float)
         return ids

@@ -40,10 +40,12 @@ class TrainingPlan:
 def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> TrainingPlan:
     """Validate `cfg` (with the overrides the user typed, which decide precedence); return the plan."""
     problems: list[str] = []
-    if cfg.get("init_from_required") and not cfg.get("init_from") and cfg.get("ckpt_path") is None:
-        problems.append("init_from= is required: this configuration fine-tunes trained weights; give "
-                        "init_from=<a pretraining run dir> (e.g. the run dir `python train.py experiment=quickstart` "
-                        "printed)")
+    required = cfg.get("init_from_required")  # true, or what to give (e.g. "the run dir of experiment=...")
+    if required and not cfg.get("init_from") and cfg.get("ckpt_path") is None:
+        follows = required if isinstance(required, str) else \
+            "a pretraining run dir, e.g. the run dir `python train.py experiment=quickstart` printed"
+        problems.append(f"init_from= is required: this configuration trains further from trained weights; give "
+                        f"init_from=<{follows}>")
     model_config, init, ckpt_path = _model_source(cfg, list(overrides), problems)
     objective = _collect(problems, lambda: instantiate(cfg.stage.objective))
     problems += _hardware_problems(cfg.trainer)
@@ -62,6 +64,9 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
     if budget is not None:
         problems += _schedule_problems(cfg, budget)
         problems += _streaming_problems(cfg, budget)
+        if objective is not None and model_config is not None:
+            problems += objective.problems(model_config=model_config, seq_len=cfg.data.seq_len,
+                                           length_from=budget.length_from)
     if problems:
         raise ConfigurationError("cannot start training:\n  - " + "\n  - ".join(problems))
     return TrainingPlan(model_config, budget, ckpt_path, init, objective)

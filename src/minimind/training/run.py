@@ -102,6 +102,10 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
 def build_module(cfg: DictConfig, plan: TrainingPlan, datamodule) -> MiniMindModule:
     """The LightningModule of a checked plan: its objective prepared for the data's tokenizer, and the
     weights of `init_from=` loaded (strictly) when the run starts from them."""
+    if datamodule.format not in plan.objective.data_formats:
+        raise ConfigurationError(
+            f"the {cfg.stage.name} stage trains on {' or '.join(plan.objective.data_formats)} data, but data.path="
+            f"{cfg.data.path} was read as {datamodule.format} data: give data of that format (or data.format=)")
     plan.objective.prepare(tokenizer=datamodule.tokenizer, model_config=plan.model_config)
     module = MiniMindModule(plan.model_config, optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler),
                             weight_decay=cfg.optimizer.get("weight_decay", 0.0), token_bytes=datamodule.token_bytes,
@@ -110,6 +114,7 @@ def build_module(cfg: DictConfig, plan: TrainingPlan, datamodule) -> MiniMindMod
     if plan.init is not None:
         load_state_strict(module.model, plan.init.state, f"init_from={cfg.init_from}")
         log.info("initialised from %s", plan.init.describe())
+    plan.objective.starts_from(module.model)
     return module
 
 
@@ -152,7 +157,7 @@ def _metrics(trainer) -> dict[str, float]:
 
 def _record_outcome(summary: RunSummary, trainer, module: MiniMindModule, metrics: dict[str, float]) -> None:
     summary.update(tokens_seen=module.tokens_seen, steps=trainer.global_step, train_loss=metrics.get("train/loss"),
-                   val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"))
+                   val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"), **module.objective.summary(metrics))
     stats = next((c for c in trainer.callbacks if isinstance(c, RunStatsCallback)), None)
     if stats is not None:
         summary.update(tokens_per_sec=stats.tokens_per_sec(), mfu=stats.mfu(trainer.world_size),

@@ -53,7 +53,7 @@ class RunStatsCallback(Callback):
         self._steps_seen += 1
         if self._last_step_end is not None and self._steps_seen > self.warmup_steps:
             input_ids = batch["input_ids"]
-            tokens = input_ids.numel() * trainer.world_size
+            tokens = pl_module.objective.batch_tokens(batch) * trainer.world_size  # what the model saw
             flops = training_flops_per_token(pl_module.config, input_ids.shape[1]) * tokens
             seconds = now - self._last_step_end
             self.steady_seconds += seconds

@@ -4,6 +4,10 @@ Samples are printed, appended to `<run dir>/samples.md`, and logged to wandb as 
 (one row per prompt and step) when a WandbLogger is active. Greedy decoding keeps the
 samples of two runs or two steps directly comparable. Rank zero generates and writes; under
 FSDP every rank first takes part in gathering the model's shards (`full_model`).
+
+A stage whose validation itself produces replies (reinforcement learning: held-out prompts answered
+and scored) hands them over through `Objective.validation_samples()`; rank zero's are shown instead
+of the fixed prompts' completions, as a table with their rewards.
 """
 
 from __future__ import annotations
@@ -26,29 +30,43 @@ class SampleGenerationCallback(Callback):
         self.max_new_tokens = max_new_tokens
         self.output_file = output_file
         self.print_samples = print_samples
-        self.history: list[tuple[int, str, str]] = []  # (step, prompt, completion)
+        self.history: list[dict] = []  # {"step", "prompt", "completion", and any scores}
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         tokenizer = getattr(trainer.datamodule, "tokenizer", None) if trainer.datamodule is not None else None
-        if trainer.sanity_checking or tokenizer is None or not self.prompts:
+        if trainer.sanity_checking or tokenizer is None:
             return
-        model = full_model(trainer, pl_module, device=pl_module.device)  # every rank: FSDP gathers its shards
-        if model is None:  # not rank zero
+        step = trainer.global_step
+        scored = pl_module.objective.validation_samples()  # None, or this rank's scored replies
+        if scored is not None:
+            if not trainer.is_global_zero or not scored:
+                return
+            rows = [{"step": step, **r} for r in scored]
+        elif self.prompts:
+            model = full_model(trainer, pl_module, device=pl_module.device)  # every rank: FSDP gathers its shards
+            if model is None:  # not rank zero
+                return
+            rows = [{"step": step, "prompt": p, "completion": self.complete(model, tokenizer, p)} for p in self.prompts]
+        else:
             return
-        rows = [(trainer.global_step, p, self.complete(model, tokenizer, p)) for p in self.prompts]
         self.history.extend(rows)
-        text = "\n".join(f"[step {s}] {p!r} -> {c!r}" for s, p, c in rows)
+        scores = [k for k in rows[0] if k not in ("step", "prompt", "completion")]
         if self.print_samples:
-            print(text, flush=True)
+            print("\n".join(f"[step {step}] {r['prompt']!r} -> {r['completion']!r}"
+                            + "".join(f" {k}={r[k]:.3g}" for k in scores) for r in rows), flush=True)
         if self.output_file:
             with Path(self.output_file).open("a", encoding="utf-8") as f:
-                f.write(f"## step {trainer.global_step}\n\n")
-                f.writelines(f"- **{p}**{c}\n" for _, p, c in rows)
+                f.write(f"## step {step}\n\n")
+                if scores:
+                    f.write(markdown_table(rows, ["prompt", "completion", *scores]))
+                else:
+                    f.writelines(f"- **{r['prompt']}**{r['completion']}\n" for r in rows)
                 f.write("\n")
+        columns = list(dict.fromkeys(k for r in self.history for k in r))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_table("samples", columns=["step", "prompt", "completion"],
-                                 data=[list(r) for r in self.history], step=trainer.global_step)
+                logger.log_table("samples", columns=columns, data=[[r.get(c) for c in columns] for r in self.history],
+                                 step=step)
 
     def complete(self, model, tokenizer, prompt: str) -> str:
         from minimind.generate import Sampling, chat, complete
@@ -62,3 +80,15 @@ class SampleGenerationCallback(Callback):
             return complete(model, tokenizer, prompt, sampling, stream=False)
         finally:
             model.train(was_training)
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    """Rows as a Markdown table; text cells on one line (newlines shown as ⏎, pipes escaped), numbers to 3 digits."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}"
+        return str(value).replace("|", "\\|").replace("\n", "⏎")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from minimind.errors import ConfigurationError
 from minimind.precision import parse_precision
 
 if TYPE_CHECKING:
-    from minimind.model import MiniMindConfig
+    from minimind.model import MiniMindConfig, MiniMindForCausalLM
     from minimind.training.module import MiniMindModule
 
 
@@ -30,11 +31,29 @@ class Frozen:
         self.model = model.eval().requires_grad_(False)
 
     def to_run(self, module: MiniMindModule) -> None:
-        """Follow the trained model: same device, and the run's parameter dtype (bf16 under bf16-true;
-        float32 under mixed precision, where the forward pass runs in autocast like the student's)."""
-        precision = parse_precision(module.trainer.precision) if module._trainer is not None else None
-        dtype = precision.param_dtype if precision is not None else torch.float32
-        self.model.to(device=module.device, dtype=dtype)
+        """Follow the trained model: same device, and the run's parameter dtype."""
+        self.model.to(device=module.device, dtype=run_param_dtype(module))
+
+
+def run_param_dtype(module: MiniMindModule) -> torch.dtype:
+    """The dtype of the run's parameters: bf16 under bf16-true; float32 under mixed precision (where forward
+    passes run in autocast, frozen models' like the trained one's)."""
+    precision = parse_precision(module.trainer.precision) if module._trainer is not None else None
+    return precision.param_dtype if precision is not None else torch.float32
+
+
+def load_frozen(path: str, model_config: dict[str, Any] | None, tokenizer: Any, role: str, fix: str) -> Frozen:
+    """A checkpoint the tools load (run dir, .ckpt, .pth with `model_config` for its shape, Hugging Face dir) as a
+    frozen model; refused when it was trained with another tokenizer than the run's (`fix` says what to do)."""
+    from minimind.checkpoints import load_checkpoint, resolve_tokenizer
+
+    loaded = load_checkpoint(path, model_config)
+    theirs = resolve_tokenizer(loaded)
+    if theirs.get_vocab() != tokenizer.get_vocab():
+        raise ConfigurationError(
+            f"the {role} {loaded.path} was trained with another tokenizer ({len(theirs)} tokens) than this run's "
+            f"({len(tokenizer)} tokens), so their next-token distributions are not over the same tokens: {fix}")
+    return Frozen(loaded.model)
 
 
 class Objective(nn.Module):
@@ -44,9 +63,20 @@ class Objective(nn.Module):
     device; models it only reads are held as `Frozen`. Validation must produce `loss` (the run's
     checkpoints and comparisons rank by `val/loss`)."""
 
+    data_formats: tuple[str, ...] = ("pretrain", "sft")  # the `data.format`s it trains on
+
+    def problems(self, *, model_config: MiniMindConfig, seq_len: int, length_from: str) -> list[str]:
+        """Settings this objective cannot work with, each with what to change (reported by the preflight, before
+        any data is read, with the config's other problems). length_from: what decides the run's length."""
+        return []
+
     def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig) -> None:
         """Before training, once the data's tokenizer is known: load what the objective reads
         (teacher, reference) and refuse what cannot work with this model and tokenizer."""
+
+    def starts_from(self, model: MiniMindForCausalLM) -> None:
+        """The model holds the weights training starts from (`init_from=`, or a fresh initialisation), before
+        any step; a reference that defaults to them is copied here. A resumed run restores its checkpoint after."""
 
     def setup(self, module: MiniMindModule) -> None:
         """The module is on its device: move frozen models there."""
@@ -64,3 +94,13 @@ class Objective(nn.Module):
     def validation_results(self) -> dict[str, torch.Tensor]:
         """The validation metrics accumulated since the last call (then reset); `loss` among them."""
         raise NotImplementedError
+
+    def summary(self, metrics: dict[str, float]) -> dict[str, Any]:
+        """What summary.json should also say about this stage's run (given the final logged metrics)."""
+        return {}
+
+    def validation_samples(self) -> list[dict[str, Any]] | None:
+        """Rows to show from the validation now ending (`prompt`, `completion`, and any scores), which the samples
+        callback writes instead of completing its own prompts; read before `validation_results` resets them.
+        None (the default): the objective's validation produces no replies of its own."""
+        return None

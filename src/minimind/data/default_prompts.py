@@ -1,0 +1,49 @@
+"""The embedded prompt set: the embedded SFT set's questions, with answers a reward can check.
+
+`data.path=default data.format=prompt` (what `experiment=quickstart_grpo` reads): for each conversation
+of the embedded SFT set (`default_sft.py`: questions about the standard library the embedded corpus is
+made from), its first question as a prompt in upstream's RLAIF format,
+
+    {"conversations": [{"role": "user", "content": "How do I call json.dumps?"},
+                       {"role": "assistant", "content": ""}], "gt": "json.dumps"}
+
+`gt` is the name asked about: a reply that answers the question names it (`AnswerMatch(mode=contains)`
+checks it). Each prompt keeps its conversation's id, so the train/validation split is the SFT set's: a
+definition held out of SFT is held out here too, and validation asks about what the model never saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+from minimind.data import default_sft
+
+VERSION = 1  # bump when the prompts change
+
+
+def prompts() -> Iterator[tuple[str, dict[str, Any]]]:
+    """(id, RLAIF record) pairs in a fixed order, one per conversation of the embedded SFT set."""
+    for doc_id, messages in default_sft.conversations():
+        name = doc_id.split("/", 1)[1]
+        yield doc_id, {"conversations": [messages[0], {"role": "assistant", "content": ""}], "gt": name}
+
+
+def fingerprint() -> str:
+    return hashlib.sha256(f"default-prompts v{VERSION} {default_sft.fingerprint()}".encode()).hexdigest()
+
+
+class DefaultPromptSource:
+    """`data.path=default` with `data.format=prompt` as a corpus source."""
+
+    name = "default"
+    streaming = False
+    text_only = False
+
+    def fingerprint(self) -> str:
+        return fingerprint()
+
+    def raw(self, bad: object) -> Iterator[tuple[str, str, dict[str, Any], None]]:
+        for doc_id, record in prompts():
+            yield doc_id, f"embedded prompt set: {doc_id}", record, None
