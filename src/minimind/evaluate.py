@@ -25,9 +25,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from minimind.checkpoints import load_checkpoint
 from minimind.checkpoints.load import tokenizer_dir
-from minimind.cli import command_line_model_config, describe, hydra_app, pick_device
+from minimind.cli import describe, hydra_app, load_tool_checkpoint, pick_device
 from minimind.data.tokenizer import check_vocab_fits
 from minimind.errors import ToolError
 from minimind.model import MiniMindForCausalLM
@@ -99,7 +98,7 @@ def data_config(cfg: DictConfig, run: dict[str, Any] | None, tokenizer: str) -> 
 @hydra_app("evaluate")
 def main(cfg: DictConfig) -> float:
     device = pick_device(cfg.device)
-    loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), device=device)
+    loaded = load_tool_checkpoint(cfg, device=device)
     print(describe(loaded), file=sys.stderr, flush=True)
     run = run_config(loaded.run_dir) if cfg.from_run else None
     trainer = (run or {}).get("trainer") or {}

@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from minimind.checkpoints import load_checkpoint, resolve_tokenizer
-from minimind.cli import command_line_model_config, describe, hydra_app
+from minimind.checkpoints import resolve_tokenizer
+from minimind.cli import describe, hydra_app, load_tool_checkpoint
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
 from minimind.model.params import kv_cache_bytes_per_token
 
@@ -277,7 +277,7 @@ def inspect_model(model: MiniMindForCausalLM, tokenizer, prompt: str, out_dir: s
 
 @hydra_app("inspect")
 def main(cfg: DictConfig) -> None:
-    loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), attn_implementation="eager")
+    loaded = load_tool_checkpoint(cfg, attn_implementation="eager")
     print(describe(loaded), file=sys.stderr, flush=True)
     tokenizer = resolve_tokenizer(loaded, cfg.tokenizer)
     report = inspect_model(loaded.model, tokenizer, cfg.prompt, cfg.out, cfg.max_tokens, source=str(loaded.path))

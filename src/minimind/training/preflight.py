@@ -23,6 +23,7 @@ from minimind.precision import parse_precision
 from minimind.runs import LAST_CHECKPOINT, overridden
 from minimind.training.budget import RunBudget, plan_budget, world_size
 from minimind.training.init import InitWeights, resolve_init
+from minimind.training.lora import LoRASetup, resume_problems, stage_lora
 from minimind.training.objectives import Objective
 
 
@@ -31,16 +32,24 @@ class TrainingPlan:
     model_config: MiniMindConfig
     budget: RunBudget
     ckpt_path: str | None  # the Lightning checkpoint to resume from (`last` resolved)
-    init: InitWeights | None  # the weights to start from (init_from=), unless resuming
+    init: InitWeights | None  # the weights to start from (init_from=), unless resuming (LoRA: the base, always)
     objective: Objective
+    lora: LoRASetup | None = None  # stage=lora: the adapters to train on the frozen base
 
 
 def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> TrainingPlan:
     """Validate `cfg` (with the overrides the user typed, which decide precedence); return the plan."""
     problems: list[str] = []
-    init = None
+    init = lora = lora_config = None
+    if cfg.stage.get("lora") is not None:
+        lora_config = _collect(problems, lambda: stage_lora(cfg))
+        if not cfg.get("init_from"):
+            problems.append("stage=lora trains adapters on trained weights: give the base as init_from= (a run dir, "
+                            ".ckpt, upstream .pth with model=PRESET, or Hugging Face dir; on resume too, the base "
+                            "is not in the run's checkpoints)")
     if cfg.get("init_from"):
-        if cfg.get("ckpt_path") is not None and overridden(list(overrides), "ckpt_path"):
+        if cfg.get("ckpt_path") is not None and overridden(list(overrides), "ckpt_path") \
+                and cfg.stage.get("lora") is None:
             problems.append(f"ckpt_path={cfg.ckpt_path} and init_from={cfg.init_from} were both given: ckpt_path= "
                             "resumes a run exactly (its weights included), init_from= starts a new run from weights; "
                             "to resume, drop init_from=")
@@ -50,6 +59,8 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
             if report:
                 problems.append(report + "\n    (the model's shape comes from init_from=: drop the model overrides "
                                 "that change it)")
+            elif lora_config is not None:
+                lora = _collect(problems, lambda: LoRASetup.of(lora_config, init, model_config))
     else:
         model_config = _collect(problems, lambda: MiniMindConfig.from_dict(
             OmegaConf.to_container(cfg.model, resolve=True)))
@@ -69,10 +80,11 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
     if budget is not None:
         problems += _schedule_problems(cfg, budget)
         problems += _streaming_problems(cfg, budget)
-    ckpt_path = _resume_checkpoint(cfg, model_config, problems)
+    ckpt_path = _resume_checkpoint(cfg, model_config, problems, lora)
     if problems:
         raise ConfigurationError("cannot start training:\n  - " + "\n  - ".join(problems))
-    return TrainingPlan(model_config, budget, ckpt_path, None if ckpt_path else init, objective)
+    # A LoRA run reads its frozen base on resume too: its checkpoints hold only the adapters.
+    return TrainingPlan(model_config, budget, ckpt_path, init if lora or not ckpt_path else None, objective, lora)
 
 
 def last_checkpoint(cfg: DictConfig) -> Path:
@@ -197,7 +209,8 @@ def _streaming_problems(cfg: DictConfig, budget: RunBudget) -> list[str]:
     return []
 
 
-def _resume_checkpoint(cfg: DictConfig, model_config: MiniMindConfig | None, problems: list[str]) -> str | None:
+def _resume_checkpoint(cfg: DictConfig, model_config: MiniMindConfig | None, problems: list[str],
+                       lora: LoRASetup | None = None) -> str | None:
     """`ckpt_path` resolved and checked: it exists, is a MiniMind Lightning checkpoint, and fits the model."""
     from minimind.checkpoints.files import lightning_state, safe_torch_load
 
@@ -227,7 +240,11 @@ def _resume_checkpoint(cfg: DictConfig, model_config: MiniMindConfig | None, pro
     except MiniMindError as error:
         problems.append(f"ckpt_path: {error}")
         return None
-    if model_config is not None:
+    lora_problems = resume_problems(checkpoint, state, lora, model_config, str(value),
+                                    lora_stage=cfg.stage.get("lora") is not None)
+    if lora_problems is not None:  # a LoRA run's checkpoint holds adapters, not a model
+        problems += lora_problems
+    elif model_config is not None:
         report = mismatch_report(state, model_config, f"ckpt_path={value}")
         if report:
             problems.append(report + "\n    (a resumed run keeps the model it was started with: drop the model "

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from minimind.checkpoints import safe_torch_load, save_upstream_pth, upstream_pth_name
+from minimind.checkpoints.lora import save_adapter
 from minimind.checkpoints.mismatch import load_state_strict
 from minimind.data.tokenizer import check_vocab_fits
 from minimind.errors import ConfigurationError
@@ -74,7 +75,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
         built.update(datamodule=datamodule, module=module, trainer=trainer)
         for logger in trainer.loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        summary.update(params=module.model.num_parameters(), precision=str(trainer.precision),
+        trainable = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
+        summary.update(params=module.model.num_parameters(), trainable_params=trainable, precision=str(trainer.precision),
                        device=_device_name(trainer.strategy.root_device), cpu_threads=torch.get_num_threads())
 
         if plan.ckpt_path is not None:
@@ -100,8 +102,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
 
 
 def build_module(cfg: DictConfig, plan: TrainingPlan, datamodule) -> MiniMindModule:
-    """The LightningModule of a checked plan: its objective prepared for the data's tokenizer, and the
-    weights of `init_from=` loaded (strictly) when the run starts from them."""
+    """The LightningModule of a checked plan: its objective prepared for the data's tokenizer, the
+    weights of `init_from=` loaded (strictly) when the run starts from them, and LoRA adapters on them
+    for stage=lora."""
     plan.objective.prepare(tokenizer=datamodule.tokenizer, model_config=plan.model_config)
     module = MiniMindModule(plan.model_config, optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler),
                             weight_decay=cfg.optimizer.get("weight_decay", 0.0), token_bytes=datamodule.token_bytes,
@@ -110,6 +113,8 @@ def build_module(cfg: DictConfig, plan: TrainingPlan, datamodule) -> MiniMindMod
     if plan.init is not None:
         load_state_strict(module.model, plan.init.state, f"init_from={cfg.init_from}")
         log.info("initialised from %s", plan.init.describe())
+    if plan.lora is not None:  # after the base is in: only the adapters train
+        module.add_lora(plan.lora)
     return module
 
 
@@ -172,7 +177,11 @@ def _write_rank_zero(write) -> None:
 
 
 def _export_final_weights(cfg: DictConfig, module: MiniMindModule, run_dir: Path) -> None:
-    if cfg.export_pth:
+    if cfg.export_pth and module.lora is not None:
+        path = save_adapter(module.model, run_dir / upstream_pth_name(module.config, cfg.stage.name),
+                            module.lora.config.scaling)
+        log.info("final LoRA adapter in upstream MiniMind form: %s", path)
+    elif cfg.export_pth:
         path = save_upstream_pth(module.model, run_dir / upstream_pth_name(module.config, cfg.stage.name))
         log.info("final weights in upstream MiniMind form: %s", path)
 
