@@ -1,29 +1,23 @@
 """stage=lora: adapters trained on a frozen base with the real Trainer, checkpoints that hold only the
 adapters, every tool seeing base + adapter, exact resume after SIGKILL, and clear refusals."""
 
-import csv
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM
 
-from commands import assert_clean_failure, run_main
-from compose_train import REPO_ROOT, TRAIN_OVERRIDES
+from commands import assert_clean_failure, kill_at_first_checkpoint, run_main, run_train, train_losses
+from compose_train import TRAIN_OVERRIDES, compose_train
 from data.helpers import make_conversations, write_jsonl
 from minimind.checkpoints import CheckpointError, load_checkpoint
 from minimind.checkpoints.files import lightning_state
 from minimind.checkpoints.lora import read_adapter
 from minimind.errors import ConfigurationError
 from minimind.training.preflight import check_training_config
-from minimind.training.run import train
+from minimind.training.run import build_module, train
 
 TOKENS = torch.randint(3, 400, (2, 24), generator=torch.Generator().manual_seed(5))
 ADAPTED = [f"model.layers.{i}.self_attn.{p}" for i in range(2) for p in ("q_proj", "o_proj")]  # GQA: square ones
@@ -44,14 +38,8 @@ def lora_run(tmp_path_factory, trained_run, sft_data, tiny_tokenizer_dir):
     base_dir, _ = trained_run
     run_dir = tmp_path_factory.mktemp("lora-run")
     overrides = LORA_OVERRIDES + [f"init_from={base_dir}", f"data.path={sft_data}", f"data.tokenizer={tiny_tokenizer_dir}"]
-    metrics, built = train(compose(overrides, run_dir), overrides)
+    metrics, built = train(compose_train(overrides, run_dir=run_dir), overrides)
     return run_dir, metrics, built["module"], base_dir
-
-
-def compose(overrides, run_dir):
-    from compose_train import compose_train
-
-    return compose_train(overrides, run_dir=run_dir)
 
 
 def checkpoint_weights(path):
@@ -88,7 +76,7 @@ def test_only_the_adapters_train_and_checkpoints_hold_only_them(lora_run):
     assert OmegaConf.load(run_dir / "config.yaml").init_from == str(base_dir)
     adapter = torch.load(run_dir / "lora_medical_64.pth", weights_only=True)  # upstream's name and format
     assert set(adapter) == adapters and all(v.dtype == torch.float16 for v in adapter.values())
-    losses = [float(r["train/loss"]) for r in csv.DictReader(open(run_dir / "metrics.csv")) if r.get("train/loss")]
+    losses = list(train_losses(run_dir).values())
     assert sum(losses[-3:]) < sum(losses[:3]), losses
 
 
@@ -120,6 +108,17 @@ def test_every_tool_sees_base_plus_adapter(lora_run, tmp_path, capsys, monkeypat
     code, out, err = run_main(generate.main, [f"ckpt={run_dir}", "prompt=Question 3:", "temperature=0",
                                               "max_new_tokens=6"], capsys, monkeypatch)
     assert code == 0 and "LoRA adapters merged" in err, err
+
+
+def test_init_from_a_lora_run_starts_from_base_plus_adapter(lora_run, sft_data, tiny_tokenizer_dir, tmp_path):
+    run_dir, _, module, _ = lora_run
+    overrides = [o for o in LORA_OVERRIDES if o != "stage=lora"] + [
+        "stage=sft", f"init_from={run_dir}", f"data.path={sft_data}", f"data.tokenizer={tiny_tokenizer_dir}"]
+    cfg = compose_train(overrides, run_dir=tmp_path)
+    plan = check_training_config(cfg, overrides)
+    started = build_module(cfg, plan, instantiate(cfg.data))
+    assert plan.lora is None and all(p.requires_grad for p in started.model.parameters())  # SFT trains it all
+    torch.testing.assert_close(logits(started.model), logits(module.model), rtol=0, atol=1e-5)
 
 
 def test_a_base_that_changed_or_vanished_is_refused(lora_run, tmp_path):
@@ -154,7 +153,7 @@ def test_impossible_lora_runs_are_refused_before_data(lora_run, trained_run, sft
     def problems(*extra):
         overrides = [*LORA_OVERRIDES, *data, *extra]
         with pytest.raises(ConfigurationError) as error:
-            check_training_config(compose(overrides, tmp_path / "run"), overrides)
+            check_training_config(compose_train(overrides, run_dir=tmp_path / "run"), overrides)
         return str(error.value)
 
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -172,23 +171,6 @@ def test_impossible_lora_runs_are_refused_before_data(lora_run, trained_run, sft
 
 # --- resume ------------------------------------------------------------------------------------------
 
-def launch(args):
-    return subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO_ROOT, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def run(args):
-    process = launch(args)
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 0, output[-4000:]
-    return output
-
-
-def train_rows(run_dir):
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")}
-
-
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(trained_run, sft_data, tiny_run, tmp_path):
     base_dir, _ = trained_run
@@ -198,29 +180,21 @@ def test_sigkill_then_resume_equals_uninterrupted(trained_run, sft_data, tiny_ru
         "optimizer.lr=1e-2", "stage.lora.dropout=0.1",  # dropout: the RNG state must be restored too
         "callbacks.model_checkpoint.every_n_train_steps=5", "trainer.val_check_interval=30", "data.num_workers=1"]
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
-    run(args + [f"hydra.run.dir={reference}"])
-
-    process = launch(args + [f"hydra.run.dir={interrupted}"])
-    checkpoint = interrupted / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    killed_at = torch.load(checkpoint, weights_only=True)["global_step"]
+    run_train(*args, f"hydra.run.dir={reference}")
+    killed_at = kill_at_first_checkpoint(args, interrupted)
     assert 0 < killed_at < 60, "the kill must land mid-training"
 
-    output = run(args + [f"hydra.run.dir={interrupted}", "ckpt_path=last"])
-    assert f"step {killed_at}" in output
+    resumed = run_train(*args, f"hydra.run.dir={interrupted}", "ckpt_path=last")  # the base is read again
+    assert f"step {killed_at}" in resumed.stdout + resumed.stderr
     expected = checkpoint_weights(reference / "checkpoints" / "last.ckpt")
-    actual = checkpoint_weights(checkpoint)
+    actual = checkpoint_weights(interrupted / "checkpoints" / "last.ckpt")
     assert expected.keys() == actual.keys() and all(".lora." in k for k in expected)
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
     summary, reference_summary = (json.loads((d / "summary.json").read_text()) for d in (interrupted, reference))
     assert summary["status"] == "completed" and summary["steps"] == 60
     assert summary["val_loss"] == reference_summary["val_loss"]
-    assert train_rows(interrupted) == train_rows(reference)
+    assert train_losses(interrupted) == train_losses(reference)
     written, reference_written = (read_adapter(d / "lora_medical_64.pth").state for d in (interrupted, reference))
     assert written.keys() == reference_written.keys()
     assert all(torch.equal(written[k], reference_written[k]) for k in written)

@@ -18,8 +18,8 @@ from lightning.pytorch.strategies import FSDPStrategy
 from minimind.checkpoints.lora import LORA_HPARAMS
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
 from minimind.model.lora import add_lora
-from minimind.training.objectives import CausalLM, Objective
 from minimind.training.lora import LoRASetup
+from minimind.training.objectives import CausalLM, Objective
 from minimind.training.optim import param_groups, warmup_cosine
 
 
