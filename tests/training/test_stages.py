@@ -156,3 +156,17 @@ def test_a_teacher_with_another_tokenizer_is_refused(trained_run, tiny_sft_corpu
 def test_distillation_needs_a_teacher(compose_cfg, tmp_path):
     with pytest.raises(ConfigurationError, match="stage=distill needs a teacher: give teacher=PATH"):
         check_training_config(compose_cfg(["stage=distill"], run_dir=tmp_path), ["stage=distill"])
+
+
+def test_a_resumed_run_keeps_the_model_of_its_checkpoint(trained_run, compose_cfg, tiny_sft_corpus, tiny_tokenizer_dir,
+                                                         tmp_path):
+    """`ckpt_path=last` needs neither init_from= nor the model retyped: the checkpoint holds the model's config."""
+    run_dir, _ = trained_run
+    common = [o for o in TRAIN_OVERRIDES if not o.startswith(("model", "trainer.max_steps", "data.seq_len"))] + [
+        "stage=sft", "data.seq_len=128", *data_args(tiny_sft_corpus, tiny_tokenizer_dir)]
+    first = common + [f"init_from={run_dir}", "trainer.max_steps=3"]
+    train(compose_cfg(first, run_dir=tmp_path), first)
+    again = common + ["ckpt_path=last", "trainer.max_steps=6"]
+    _, built = train(compose_cfg(again, run_dir=tmp_path), again)
+    assert built["module"].config.hidden_size == 64  # the checkpoint's, not the default preset's 512
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 6

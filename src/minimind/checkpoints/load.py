@@ -114,18 +114,29 @@ def read_weights(path: str | Path, model_config: MiniMindConfig | dict[str, Any]
     return kind, path, config_dict, state, source
 
 
+def read_lora_base(recorded: dict[str, Any], config_dict: dict[str, Any], holder: str, retry: str,
+                   path: str | Path | None = None) -> tuple[str, Path, dict[str, torch.Tensor], str]:
+    """(kind, path read, state, config source) of the base a LoRA run's adapters were trained on, read again:
+    `path` (the same weights elsewhere), else the file its checkpoint records (`recorded`, its `lora`
+    hyperparameters). Refused if it is gone or its weights are not those the adapters were trained on.
+    holder: what holds the adapters and retry: the way out, for messages."""
+    base = Path(path if path not in (None, "") else recorded["base"]).expanduser()
+    if not base.exists():
+        raise CheckpointError(f"{holder} holds LoRA adapters trained on the base {base}, which does not exist (any "
+                              f"more): put it back, or {retry}")
+    kind, base, _, state, source = read_weights(base, config_dict, what="the LoRA run's base")
+    if weights_fingerprint(state) != recorded["base_fingerprint"]:
+        raise CheckpointError(f"{holder} holds LoRA adapters trained on the base {recorded['base']}, and the weights "
+                              f"in {base} are not those (another file, or a run that went on training since): "
+                              f"give the original, or {retry}")
+    return kind, base, state, source
+
+
 def _lora_run_weights(path: Path, config_dict: dict[str, Any], adapters: dict[str, torch.Tensor],
                       recorded: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The weights of a LoRA run's checkpoint: its base, read again and checked, with the adapters merged."""
-    base = Path(recorded["base"])
-    retry = f"merge the adapters into a base of your choice: ckpt=BASE lora={path}"
-    if not base.exists():
-        raise CheckpointError(f"{path} holds LoRA adapters trained on the base {base}, which no longer exists: "
-                              f"put it back, or {retry}")
-    _, _, _, state, _ = read_weights(base, config_dict, what="the LoRA run's base")
-    if weights_fingerprint(state) != recorded["base_fingerprint"]:
-        raise CheckpointError(f"{path} holds LoRA adapters trained on the base {base}, whose weights have changed "
-                              f"since (another file, or a run that went on training): put the original back, or {retry}")
+    _, _, state, _ = read_lora_base(recorded, config_dict, str(path), retry="merge the adapters into a base of your "
+                                    f"choice: ckpt=BASE lora={path}")
     adapter = Adapter(dict(adapters), LoRAConfig.from_dict(recorded).scaling, str(path))
     return merge_lora(state, adapter, as_config(config_dict).tie_word_embeddings)
 

@@ -2,7 +2,8 @@
 
 The one string selects the source:
 
-* `default`: the embedded corpus (`default_corpus.py`), no network needed;
+* `default`: the embedded corpus (`default_corpus.py`), no network needed; with `data.format=sft`,
+  the embedded conversations made from it (`default_sft.py`);
 * `hf:NAME[:SPLIT]` / `hf:NAME:CONFIG:SPLIT`: a Hugging Face dataset, streamed;
 * anything else: a local file, directory or glob of `.jsonl`, `.txt` and `.parquet` files.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from minimind.data.default_corpus import DefaultSource
+from minimind.data.default_sft import DefaultSFTSource
 from minimind.data.errors import BadRecords, DataError
 from minimind.data.hf_source import PREFIX, HFSource
 from minimind.data.local_files import LocalFiles
@@ -21,10 +23,11 @@ from minimind.data.records import FORMATS, Record, detect_format, extract
 
 
 class Corpus:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fmt: str = "auto") -> None:
+        """fmt: the data format asked for (`default` is a pretraining corpus, or with `sft` a conversation set)."""
         path = str(path)
         if path == "default":
-            self.source = DefaultSource()
+            self.source = DefaultSFTSource() if fmt == "sft" else DefaultSource()
         elif path.startswith(PREFIX):
             self.source = HFSource(path)
         else:

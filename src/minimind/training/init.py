@@ -1,4 +1,4 @@
-"""Start a run from trained weights: `init_from=PATH`.
+"""Where a run's model comes from: `init_from=PATH` (trained weights) or a resumed checkpoint.
 
 PATH is anything the tools load: a training run dir, a Lightning `.ckpt`, an upstream `.pth`
 (its shape from `model=PRESET model.<field>=...`, or the `minimind_config.json` beside it), or a
@@ -37,19 +37,25 @@ class InitWeights:
         return f"{self.kind} weights {self.path} (config from {self.config_source})"
 
 
-def resolve_init(cfg: DictConfig, overrides: list[str]) -> tuple[MiniMindConfig, InitWeights]:
-    """The model config of a run started from `cfg.init_from`, and the weights to load into it."""
+def with_typed_model_settings(fields: dict[str, Any], cfg: DictConfig, overrides: list[str],
+                              source: str) -> tuple[dict[str, Any], str]:
+    """A stored model config with what the user typed about the model on top: `model.<field>=` and the groups
+    that set fields (`attention=`, `attention/backend=`) take the composed value; `model=PRESET` replaces it."""
     composed: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)
     keys = [parse_override(o)[0] for o in overrides]
-    chose_preset = "model" in keys
-    kind, path, fields, state, source = read_weights(cfg.init_from, composed if chose_preset else None,
-                                                     what="init_from")
-    if chose_preset:
-        fields, source = dict(composed), "model=... on the command line"
-    else:
-        typed = {k.split(".")[1] for k in keys if k.startswith("model.")}
-        typed |= {f for group, names in GROUP_FIELDS.items() if group in keys for f in names}
-        if typed:
-            fields = {**fields, **{f: composed[f] for f in typed if f in composed}}
-            source += f", with {', '.join(sorted(typed))} as typed"
+    if "model" in keys:
+        return dict(composed), "model=... on the command line"
+    typed = {k.split(".")[1] for k in keys if k.startswith("model.")}
+    typed |= {f for group, names in GROUP_FIELDS.items() if group in keys for f in names}
+    if not typed:
+        return dict(fields), source
+    return {**fields, **{f: composed[f] for f in typed if f in composed}}, f"{source}, with {', '.join(sorted(typed))} as typed"
+
+
+def resolve_init(cfg: DictConfig, overrides: list[str]) -> tuple[MiniMindConfig, InitWeights]:
+    """The model config of a run started from `cfg.init_from`, and the weights to load into it."""
+    chose_preset = "model" in [parse_override(o)[0] for o in overrides]
+    composed = OmegaConf.to_container(cfg.model, resolve=True) if chose_preset else None
+    kind, path, fields, state, source = read_weights(cfg.init_from, composed, what="init_from")
+    fields, source = with_typed_model_settings(fields, cfg, overrides, source)
     return MiniMindConfig.from_dict(fields), InitWeights(path, kind, source, state)

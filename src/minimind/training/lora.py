@@ -1,9 +1,9 @@
 """The LoRA stage (`stage=lora`): what a run needs to know about its adapters and its frozen base.
 
-The base is `init_from=` (required, on resume too: a LoRA run's checkpoints hold only the
-adapters). A run records in its checkpoints' hyperparameters the LoRA config, the file its base
-was read from and a fingerprint of the base's weights; a resumed run, and every tool loading the
-run, reads the base again and checks it is the same.
+The base is `init_from=` (required). A run records in its checkpoints' hyperparameters the LoRA
+config, the file its base was read from and a fingerprint of the base's weights: its checkpoints
+hold only the adapters, so a resumed run (`ckpt_path=`, no init_from= needed) and every tool
+loading the run read the base again and check it is the same.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from minimind.checkpoints.load import read_lora_base
 from minimind.checkpoints.lora import LORA_HPARAMS, weights_fingerprint
 from minimind.checkpoints.mismatch import fold_layers
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
@@ -51,38 +52,29 @@ def adapter_shapes(model_config: MiniMindConfig, lora: LoRAConfig) -> dict[str, 
     return {k: tuple(v.shape) for k, v in adapter_state(model).items()}
 
 
-def resume_problems(checkpoint: dict[str, Any], state: dict[str, torch.Tensor], setup: LoRASetup | None,
-                    model_config: MiniMindConfig | None, given: str, lora_stage: bool) -> list[str] | None:
-    """What stops a run from resuming `checkpoint` (`given`: ckpt_path= as typed) when the run or the
-    checkpoint is a LoRA one; None when neither is (the caller then checks the whole model).
-    setup: the run's LoRA setup (None for a LoRA stage whose setup failed: that problem is already listed)."""
-    recorded = checkpoint["hyper_parameters"].get(LORA_HPARAMS)
-    if not lora_stage and not recorded:
-        return None
-    if lora_stage and setup is None:
-        return []
-    if not lora_stage:
-        return [f"ckpt_path={given} is a LoRA run's checkpoint (adapters only): resume it with stage=lora "
-                f"init_from={recorded['base']} (its base)"]
-    if not recorded:
-        return [f"ckpt_path={given} is not a LoRA run's checkpoint: to train adapters on its weights, start a new "
-                f"run with init_from={given} (without ckpt_path)"]
-    if recorded["base_fingerprint"] != setup.base_fingerprint:
-        return [f"init_from: {setup.base} is not the base ckpt_path={given} was trained on ({recorded['base']}; the "
-                f"weights differ): resume with init_from={recorded['base']}"]
+def read_base(recorded: dict[str, Any], fields: dict[str, Any], given: str, init_from: str | None) -> InitWeights:
+    """The frozen base of a resumed LoRA run (`given`: its ckpt_path= as typed): the file its checkpoint
+    records, or `init_from=` (the same weights elsewhere), read again and checked against the fingerprint."""
+    kind, path, state, source = read_lora_base(recorded, fields, given, path=init_from,
+                                               retry="give a copy of it as init_from=")
+    return InitWeights(path, kind, source, state)
+
+
+def resume_problems(recorded: dict[str, Any], adapters: dict[str, torch.Tensor], setup: LoRASetup,
+                    model_config: MiniMindConfig, given: str) -> list[str]:
+    """What stops this LoRA run from resuming a LoRA checkpoint (`recorded`: its `lora` hyperparameters,
+    `adapters`: its state; `given`: ckpt_path= as typed): other adapters than the run would train."""
     ours = setup.config.to_dict()
     differ = {k: (recorded.get(k), ours[k]) for k in ("rank", "alpha", "targets") if recorded.get(k) != ours[k]}
     if differ:
-        return [f"ckpt_path={given} trained adapters with " + ", ".join(f"stage.lora.{k}={a}" for k, (a, _) in
-                differ.items()) + "; this run says " + ", ".join(f"{k}={b}" for k, (_, b) in differ.items())
+        return [f"{given} trained adapters with " + ", ".join(f"stage.lora.{k}={a}" for k, (a, _) in differ.items())
+                + "; this run says " + ", ".join(f"{k}={b}" for k, (_, b) in differ.items())
                 + ": a resumed run keeps its adapters, so drop the overrides that differ"]
-    if model_config is None:
-        return []
     expected = adapter_shapes(model_config, setup.config)
-    rows = [(k, ": missing in the checkpoint") for k in sorted(set(expected) - set(state))]
-    rows += [(k, ": unexpected in the checkpoint") for k in sorted(set(state) - set(expected))]
-    rows += [(k, f": checkpoint {tuple(state[k].shape)} vs model {expected[k]}") for k in sorted(set(state) & set(expected))
-             if tuple(state[k].shape) != expected[k]]
+    rows = [(k, ": missing in the checkpoint") for k in sorted(set(expected) - set(adapters))]
+    rows += [(k, ": unexpected in the checkpoint") for k in sorted(set(adapters) - set(expected))]
+    rows += [(k, f": checkpoint {tuple(adapters[k].shape)} vs model {expected[k]}")
+             for k in sorted(set(adapters) & set(expected)) if tuple(adapters[k].shape) != expected[k]]
     if rows:
-        return [f"ckpt_path={given}: its adapters do not fit this run's model:\n    " + "\n    ".join(fold_layers(rows))]
+        return [f"{given}: its adapters do not fit this run's model:\n    " + "\n    ".join(fold_layers(rows))]
     return []

@@ -7,6 +7,7 @@ returned as a `TrainingPlan`: the model config, the run's length, the checkpoint
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,16 +15,18 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from minimind.checkpoints.lora import LORA_HPARAMS
 from minimind.checkpoints.mismatch import mismatch_report
 from minimind.cli import expected_error
 from minimind.data.datamodule import settings_problems
 from minimind.errors import ConfigurationError, MiniMindError
+from minimind.hardware import gpu_has_bf16
 from minimind.model import MiniMindConfig
 from minimind.precision import parse_precision
 from minimind.runs import LAST_CHECKPOINT, overridden
 from minimind.training.budget import RunBudget, plan_budget, world_size
-from minimind.training.init import InitWeights, resolve_init
-from minimind.training.lora import LoRASetup, resume_problems, stage_lora
+from minimind.training.init import InitWeights, resolve_init, with_typed_model_settings
+from minimind.training.lora import LoRASetup, read_base, resume_problems, stage_lora
 from minimind.training.objectives import Objective
 
 
@@ -40,30 +43,15 @@ class TrainingPlan:
 def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> TrainingPlan:
     """Validate `cfg` (with the overrides the user typed, which decide precedence); return the plan."""
     problems: list[str] = []
-    init = lora = lora_config = None
+    if cfg.get("init_from_required") and not cfg.get("init_from") and cfg.get("ckpt_path") is None:
+        problems.append("init_from= is required: this configuration fine-tunes trained weights; give "
+                        "init_from=<a pretraining run dir> (e.g. the run dir `python train.py experiment=quickstart` "
+                        "printed)")
     if cfg.stage.get("lora") is not None:
-        lora_config = _collect(problems, lambda: stage_lora(cfg))
-        if not cfg.get("init_from"):
-            problems.append("stage=lora trains adapters on trained weights: give the base as init_from= (a run dir, "
-                            ".ckpt, upstream .pth with model=PRESET, or Hugging Face dir; on resume too, the base "
-                            "is not in the run's checkpoints)")
-    if cfg.get("init_from"):
-        if cfg.get("ckpt_path") is not None and overridden(list(overrides), "ckpt_path") \
-                and cfg.stage.get("lora") is None:
-            problems.append(f"ckpt_path={cfg.ckpt_path} and init_from={cfg.init_from} were both given: ckpt_path= "
-                            "resumes a run exactly (its weights included), init_from= starts a new run from weights; "
-                            "to resume, drop init_from=")
-        model_config, init = _collect(problems, lambda: resolve_init(cfg, list(overrides))) or (None, None)
-        if init is not None and model_config is not None:
-            report = mismatch_report(init.state, model_config, f"init_from={cfg.init_from}")
-            if report:
-                problems.append(report + "\n    (the model's shape comes from init_from=: drop the model overrides "
-                                "that change it)")
-            elif lora_config is not None:
-                lora = _collect(problems, lambda: LoRASetup.of(lora_config, init, model_config))
+        model_config, init, ckpt_path, lora = _lora_source(cfg, list(overrides), problems)
     else:
-        model_config = _collect(problems, lambda: MiniMindConfig.from_dict(
-            OmegaConf.to_container(cfg.model, resolve=True)))
+        model_config, init, ckpt_path = _model_source(cfg, list(overrides), problems)
+        lora = None
     objective = _collect(problems, lambda: instantiate(cfg.stage.objective))
     problems += _hardware_problems(cfg.trainer)
     world = _collect(problems, lambda: world_size(cfg.trainer))
@@ -77,14 +65,85 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
                         f"{model_config.max_position_embeddings}: shorten data.seq_len or raise the limit")
     problems += _optimizer_problems(cfg)
     problems += _trainer_problems(cfg.trainer)
+    problems += _distributed_problems(cfg)
     if budget is not None:
         problems += _schedule_problems(cfg, budget)
         problems += _streaming_problems(cfg, budget)
-    ckpt_path = _resume_checkpoint(cfg, model_config, problems, lora)
     if problems:
         raise ConfigurationError("cannot start training:\n  - " + "\n  - ".join(problems))
-    # A LoRA run reads its frozen base on resume too: its checkpoints hold only the adapters.
-    return TrainingPlan(model_config, budget, ckpt_path, init if lora or not ckpt_path else None, objective, lora)
+    return TrainingPlan(model_config, budget, ckpt_path, init, objective, lora)
+
+
+def _model_source(cfg: DictConfig, overrides: list[str], problems: list[str]):
+    """(model config, weights to start from, checkpoint to resume): a resumed run keeps the model in its
+    checkpoint, a run from `init_from=` takes the source's; either with what the user typed on top (and
+    refused if that no longer fits the weights); otherwise the composed `model`."""
+    if cfg.get("ckpt_path") is not None:
+        if cfg.get("init_from") and overridden(overrides, "ckpt_path") and overridden(overrides, "init_from"):
+            problems.append(f"ckpt_path={cfg.ckpt_path} and init_from={cfg.init_from} were both given: ckpt_path= "
+                            "resumes a run exactly (its weights included), init_from= starts a new run from weights; "
+                            "to resume, drop init_from=")
+        resumed = _resume_checkpoint(cfg, problems)
+        if resumed is None:
+            return None, None, None
+        path, fields, state, recorded_lora = resumed
+        if recorded_lora:  # its checkpoints hold adapters, not a model
+            problems.append(f"ckpt_path={cfg.ckpt_path} is a LoRA run's checkpoint (adapters only): resume it "
+                            "with stage=lora")
+            return None, None, None
+        fields, _ = with_typed_model_settings(fields, cfg, overrides, "")
+        config = _collect(problems, lambda: MiniMindConfig.from_dict(fields))
+        report = config and mismatch_report(state, config, f"ckpt_path={cfg.ckpt_path}")
+        if report:
+            problems.append(report + "\n    (a resumed run keeps the model it was started with: drop the model "
+                            "overrides that differ, or start a new run)")
+        return config, None, path
+    if cfg.get("init_from"):
+        config, init = _collect(problems, lambda: resolve_init(cfg, overrides)) or (None, None)
+        report = init and config and mismatch_report(init.state, config, f"init_from={cfg.init_from}")
+        if report:
+            problems.append(report + "\n    (the model's shape comes from init_from=: drop the model overrides "
+                            "that change it)")
+        return config, init, None
+    return _collect(problems, lambda: MiniMindConfig.from_dict(OmegaConf.to_container(cfg.model, resolve=True))), \
+        None, None
+
+
+def _lora_source(cfg: DictConfig, overrides: list[str], problems: list[str]):
+    """stage=lora: (model config, the frozen base, checkpoint to resume, the adapters' setup). A new run's
+    base is init_from=; a resumed run reads again the base its checkpoint records (or init_from=, the same
+    weights elsewhere), since its checkpoints hold only the adapters."""
+    lora_config = _collect(problems, lambda: stage_lora(cfg))
+    if cfg.get("ckpt_path") is None:
+        if not cfg.get("init_from"):
+            problems.append("stage=lora trains adapters on trained weights: give the base as init_from= (a run dir, "
+                            ".ckpt, upstream .pth with model=PRESET, or Hugging Face dir)")
+            return None, None, None, None
+        config, init, _ = _model_source(cfg, overrides, problems)
+        path = recorded = adapters = None
+    else:
+        resumed = _resume_checkpoint(cfg, problems)
+        if resumed is None:
+            return None, None, None, None
+        path, fields, adapters, recorded = resumed
+        if not recorded:
+            problems.append(f"ckpt_path={cfg.ckpt_path} is not a LoRA run's checkpoint: to train adapters on its "
+                            f"weights, start a new run with init_from={path} (without ckpt_path)")
+            return None, None, None, None
+        fields, _ = with_typed_model_settings(fields, cfg, overrides, "")
+        config = _collect(problems, lambda: MiniMindConfig.from_dict(fields))
+        init = _collect(problems, lambda: read_base(recorded, fields, f"ckpt_path={cfg.ckpt_path}", cfg.get("init_from")))
+        report = init and config and mismatch_report(init.state, config, f"the base {init.path}")
+        if report:
+            problems.append(report + "\n    (a resumed run keeps the model it was started with: drop the model "
+                            "overrides that differ)")
+            return None, None, None, None
+    if config is None or init is None or lora_config is None:
+        return config, init, path, None
+    setup = _collect(problems, lambda: LoRASetup.of(lora_config, init, config))
+    if setup is not None and path is not None:
+        problems += resume_problems(recorded, adapters, setup, config, f"ckpt_path={cfg.ckpt_path}")
+    return config, init, path, setup
 
 
 def last_checkpoint(cfg: DictConfig) -> Path:
@@ -133,12 +192,6 @@ def _hardware_problems(trainer: DictConfig) -> list[str]:
     return problems
 
 
-def gpu_has_bf16() -> bool:
-    """Native bf16 matmuls (Ampere, compute capability 8.0, and newer); `torch.cuda.is_bf16_supported()`
-    also says yes where bf16 is only emulated (V100, T4), slowly."""
-    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
-
-
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -181,6 +234,41 @@ def _trainer_problems(trainer: DictConfig) -> list[str]:
     return problems
 
 
+def _distributed_problems(cfg: DictConfig) -> list[str]:
+    problems = []
+    strategy = cfg.trainer.get("strategy", "auto")
+    is_fsdp = "fsdp" in str(strategy.get("_target_", "") if isinstance(strategy, DictConfig) else strategy).lower()
+    if is_fsdp and cfg.get("activation_checkpointing") and not (
+            isinstance(strategy, DictConfig) and strategy.get("activation_checkpointing_policy") is not None):
+        problems.append("activation_checkpointing=true under FSDP is done by the strategy, on each block inside its "
+                        "shard unit, and this trainer.strategy has no activation_checkpointing_policy: use "
+                        "trainer=fsdp (it sets one from activation_checkpointing)")
+    if is_fsdp and cfg.stage.get("lora") is not None:
+        problems.append("stage=lora does not run under FSDP (its frozen base and trained adapters would share flat "
+                        "shards): the adapters are small, so use trainer=ddp, or one GPU")
+    problems += _slurm_problems()
+    return problems
+
+
+def _slurm_problems() -> list[str]:
+    """What Lightning's SLURM environment would refuse with a traceback, said with the fix."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    from minimind.sweeps.resolvers import tasks_per_node_counts
+
+    if not SLURMEnvironment.detect():
+        return []
+    env = os.environ
+    tasks = int(env.get("SLURM_NTASKS") or 1)
+    counts = tasks_per_node_counts(env.get("SLURM_TASKS_PER_NODE", ""))
+    if tasks > 1 and "SLURM_NTASKS_PER_NODE" not in env:
+        hint = f"--ntasks-per-node={counts[0]}" if counts and len(set(counts)) == 1 else "--ntasks-per-node=<GPUs per node>"
+        return [f"SLURM started {tasks} tasks without --ntasks-per-node (tasks per node: "
+                f"{env.get('SLURM_TASKS_PER_NODE', '?')}), which Lightning needs to place one rank per GPU: submit "
+                f"with {hint} and --nodes=N instead of --ntasks"]
+    return []
+
+
 def _schedule_problems(cfg: DictConfig, budget: RunBudget) -> list[str]:
     problems = []
     scheduler = cfg.get("scheduler") or {}
@@ -209,14 +297,12 @@ def _streaming_problems(cfg: DictConfig, budget: RunBudget) -> list[str]:
     return []
 
 
-def _resume_checkpoint(cfg: DictConfig, model_config: MiniMindConfig | None, problems: list[str],
-                       lora: LoRASetup | None = None) -> str | None:
-    """`ckpt_path` resolved and checked: it exists, is a MiniMind Lightning checkpoint, and fits the model."""
+def _resume_checkpoint(cfg: DictConfig, problems: list[str]):
+    """(path, model config fields, model state, its LoRA record or None) of `ckpt_path` (`last` resolved): it
+    must exist and be a training checkpoint of MiniMind; None after listing what is wrong."""
     from minimind.checkpoints.files import lightning_state, safe_torch_load
 
-    value = cfg.get("ckpt_path")
-    if value is None:
-        return None
+    value = cfg.ckpt_path
     path = last_checkpoint(cfg) if value == "last" else Path(str(value)).expanduser()
     if value == "last" and not path.is_file():
         problems.append(f"ckpt_path=last but there is no {path}: point hydra.run.dir= at the run dir to resume, "
@@ -232,21 +318,13 @@ def _resume_checkpoint(cfg: DictConfig, model_config: MiniMindConfig | None, pro
                 all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
             raise ConfigurationError(
                 f"ckpt_path={value} holds bare model weights (an upstream-style .pth), not a training checkpoint: "
-                "ckpt_path= resumes a run exactly (optimizer, schedule, data position); weights alone cannot do that")
-        _, state = lightning_state(checkpoint, path)
+                "ckpt_path= resumes a run exactly (optimizer, schedule, data position); weights alone cannot do that; "
+                "to start a new run from them use init_from=")
+        fields, state = lightning_state(checkpoint, path)
         if "global_step" not in checkpoint or "optimizer_states" not in checkpoint:
             raise ConfigurationError(f"ckpt_path={value} has no training state (global_step, optimizer_states): "
                                      "it cannot be resumed; give the last.ckpt of a training run")
     except MiniMindError as error:
         problems.append(f"ckpt_path: {error}")
         return None
-    lora_problems = resume_problems(checkpoint, state, lora, model_config, str(value),
-                                    lora_stage=cfg.stage.get("lora") is not None)
-    if lora_problems is not None:  # a LoRA run's checkpoint holds adapters, not a model
-        problems += lora_problems
-    elif model_config is not None:
-        report = mismatch_report(state, model_config, f"ckpt_path={value}")
-        if report:
-            problems.append(report + "\n    (a resumed run keeps the model it was started with: drop the model "
-                            "overrides that differ, or start a new run)")
-    return str(path)
+    return str(path), fields, state, checkpoint["hyper_parameters"].get(LORA_HPARAMS)

@@ -27,6 +27,7 @@ from minimind.runs import LAST_CHECKPOINT, RUN_CONFIG, command_line_overrides
 from minimind.sweeps.resolvers import register as register_resolvers
 from minimind.training.callbacks import RunStatsCallback
 from minimind.training.csv_logger import METRICS_FILE, trim_metrics_after
+from minimind.training.distributed import full_model
 from minimind.training.loggers import build_loggers
 from minimind.training.module import MiniMindModule
 from minimind.training.preflight import TrainingPlan, check_training_config
@@ -53,9 +54,10 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
     try:
         plan = check_training_config(cfg, overrides)  # before any data is read
         budget = plan.budget
-        if cfg.get("init_from"):  # the run's config records the model it really trains
-            with open_dict(cfg):
-                cfg.model = {"_target_": cfg.model.get("_target_"), **plan.model_config.to_dict()}
+        with open_dict(cfg):  # the run's config records the model it really trains (from init_from=, a resumed
+            cfg.model = {"_target_": cfg.model.get("_target_"), **plan.model_config.to_dict()}  # checkpoint, ...)
+            if plan.lora is not None:  # and the frozen base a LoRA run's adapters belong to (also when resumed)
+                cfg.init_from = plan.lora.base
         summary.update(length_from=budget.length_from, max_steps=budget.max_steps, tokens_per_step=budget.tokens_per_step,
                        world_size=budget.world_size, stage=cfg.stage.name, init_from=cfg.get("init_from"))
         _write_rank_zero(summary.write)
@@ -89,7 +91,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
 
         _record_outcome(summary, trainer, module, metrics)
         summary.update(status="completed")
-        _write_rank_zero(lambda: _export_final_weights(cfg, module, run_dir))
+        _export_final_weights(cfg, trainer, module, run_dir)  # every rank: FSDP gathers the shards
         return metrics, built
     except BaseException as error:
         if "trainer" in built:
@@ -111,7 +113,7 @@ def build_module(cfg: DictConfig, plan: TrainingPlan, datamodule) -> MiniMindMod
                             objective=plan.objective, compile=cfg.compile,
                             activation_checkpointing=cfg.activation_checkpointing)
     if plan.init is not None:
-        load_state_strict(module.model, plan.init.state, f"init_from={cfg.init_from}")
+        load_state_strict(module.model, plan.init.state, f"init_from={plan.init.path}")
         log.info("initialised from %s", plan.init.describe())
     if plan.lora is not None:  # after the base is in: only the adapters train
         module.add_lora(plan.lora)
@@ -176,13 +178,13 @@ def _write_rank_zero(write) -> None:
         write()
 
 
-def _export_final_weights(cfg: DictConfig, module: MiniMindModule, run_dir: Path) -> None:
-    if cfg.export_pth and module.lora is not None:
-        path = save_adapter(module.model, run_dir / upstream_pth_name(module.config, cfg.stage.name),
-                            module.lora.config.scaling)
+def _export_final_weights(cfg: DictConfig, trainer, module: MiniMindModule, run_dir: Path) -> None:
+    model = full_model(trainer, module) if cfg.export_pth else None  # None on ranks other than zero
+    if model is not None and module.lora is not None:  # upstream's adapter file (the base is init_from=)
+        path = save_adapter(model, run_dir / upstream_pth_name(module.config, cfg.stage.name), module.lora.config.scaling)
         log.info("final LoRA adapter in upstream MiniMind form: %s", path)
-    elif cfg.export_pth:
-        path = save_upstream_pth(module.model, run_dir / upstream_pth_name(module.config, cfg.stage.name))
+    elif model is not None:
+        path = save_upstream_pth(model, run_dir / upstream_pth_name(module.config, cfg.stage.name))
         log.info("final weights in upstream MiniMind form: %s", path)
 
 
