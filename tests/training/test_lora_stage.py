@@ -73,7 +73,7 @@ def test_only_the_adapters_train_and_checkpoints_hold_only_them(lora_run):
     assert summary["trainable_params"] == len(ADAPTED) * 2 * 64 * 16
     assert summary["params"] == module.model.num_parameters() == summary["trainable_params"] + sum(
         v.numel() for k, v in base.items() if k != "lm_head.weight")  # tied: the embedding counts once
-    assert OmegaConf.load(run_dir / "config.yaml").init_from == str(base_dir)
+    assert OmegaConf.load(run_dir / "config.yaml").init_from == recorded["base"]
     adapter = torch.load(run_dir / "lora_medical_64.pth", weights_only=True)  # upstream's name and format
     assert set(adapter) == adapters and all(v.dtype == torch.float16 for v in adapter.values())
     losses = list(train_losses(run_dir).values())
@@ -130,11 +130,11 @@ def test_a_base_that_changed_or_vanished_is_refused(lora_run, tmp_path):
     torch.save(base, tmp_path / "base.ckpt")
     checkpoint["hyper_parameters"]["lora"]["base"] = str(tmp_path / "base.ckpt")
     torch.save(checkpoint, tmp_path / "lora.ckpt")
-    with pytest.raises(CheckpointError, match="whose weights have changed since .* or merge the adapters into a "
-                                              "base of your choice: ckpt=BASE lora="):
+    with pytest.raises(CheckpointError, match="are not those .* or merge the adapters into a base of your choice: "
+                                              "ckpt=BASE lora="):
         load_checkpoint(tmp_path / "lora.ckpt")
     (tmp_path / "base.ckpt").unlink()
-    with pytest.raises(CheckpointError, match="which no longer exists"):
+    with pytest.raises(CheckpointError, match="which does not exist"):
         load_checkpoint(tmp_path / "lora.ckpt")
     # The way out it names: the adapters of that checkpoint on a base chosen explicitly.
     chosen = load_checkpoint(base_dir, lora=tmp_path / "lora.ckpt")
@@ -161,9 +161,10 @@ def test_impossible_lora_runs_are_refused_before_data(lora_run, trained_run, sft
     assert "stage.lora.rank=16; this run says rank=8: a resumed run keeps its adapters" in problems(
         f"init_from={base_dir}", f"ckpt_path={last}", "stage.lora.rank=8")
     # the base's fp16 export holds other bytes than the fp32 checkpoint the run was trained on
-    assert f"is not the base ckpt_path={last} was trained on" in problems(
-        f"init_from={base_dir / 'pretrain_64.pth'}", f"ckpt_path={last}")
-    assert "is a LoRA run's checkpoint (adapters only): resume it with stage=lora init_from=" in problems(
+    assert f"ckpt_path={last} holds LoRA adapters trained on the base {base_dir / 'checkpoints' / 'last.ckpt'}, " \
+        f"and the weights in {base_dir / 'pretrain_64.pth'} are not those" in problems(
+            f"init_from={base_dir / 'pretrain_64.pth'}", f"ckpt_path={last}")
+    assert "is a LoRA run's checkpoint (adapters only): resume it with stage=lora" in problems(
         "stage=pretrain", f"ckpt_path={last}")
     assert "is not a LoRA run's checkpoint: to train adapters on its weights, start a new run with init_from=" in \
         problems(f"init_from={base_dir}", f"ckpt_path={base_dir / 'checkpoints' / 'last.ckpt'}")
@@ -184,7 +185,9 @@ def test_sigkill_then_resume_equals_uninterrupted(trained_run, sft_data, tiny_ru
     killed_at = kill_at_first_checkpoint(args, interrupted)
     assert 0 < killed_at < 60, "the kill must land mid-training"
 
-    resumed = run_train(*args, f"hydra.run.dir={interrupted}", "ckpt_path=last")  # the base is read again
+    # Resumed without init_from=: the base its checkpoint records is read again (and checked).
+    resumed = run_train(*[a for a in args if not a.startswith("init_from=")], f"hydra.run.dir={interrupted}",
+                        "ckpt_path=last")
     assert f"step {killed_at}" in resumed.stdout + resumed.stderr
     expected = checkpoint_weights(reference / "checkpoints" / "last.ckpt")
     actual = checkpoint_weights(interrupted / "checkpoints" / "last.ckpt")
@@ -194,6 +197,7 @@ def test_sigkill_then_resume_equals_uninterrupted(trained_run, sft_data, tiny_ru
     summary, reference_summary = (json.loads((d / "summary.json").read_text()) for d in (interrupted, reference))
     assert summary["status"] == "completed" and summary["steps"] == 60
     assert summary["val_loss"] == reference_summary["val_loss"]
+    assert summary["init_from"] == reference_summary["init_from"] == str(base_dir / "checkpoints" / "last.ckpt")
     assert train_losses(interrupted) == train_losses(reference)
     written, reference_written = (read_adapter(d / "lora_medical_64.pth").state for d in (interrupted, reference))
     assert written.keys() == reference_written.keys()

@@ -53,6 +53,7 @@ class MiniMindModule(LightningModule):
         self.register_buffer("token_bytes", torch.as_tensor(token_bytes, dtype=torch.long), persistent=False)
         self.tokens_seen = 0  # across all ranks, restored on resume
         self.last_validated_step = -1
+        self.decayed_parameters: frozenset[str] | None = None  # chosen in configure_model, before any wrapping
         self.lora: LoRASetup | None = None
 
     def add_lora(self, setup: LoRASetup) -> None:
@@ -65,7 +66,6 @@ class MiniMindModule(LightningModule):
     def _frozen_keys(self) -> set[str]:
         return {f"model.{name}" for name, p in self.model.named_parameters(remove_duplicate=False)
                 if not p.requires_grad}
-        self.decayed_parameters: frozenset[str] | None = None  # chosen in configure_model, before any wrapping
 
     @property
     def config(self) -> MiniMindConfig:
