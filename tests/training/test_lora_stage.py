@@ -170,6 +170,15 @@ def test_impossible_lora_runs_are_refused_before_data(lora_run, trained_run, sft
         problems(f"init_from={base_dir}", f"ckpt_path={base_dir / 'checkpoints' / 'last.ckpt'}")
 
 
+def test_quickstart_lora_adapts_the_quickstart_model_on_the_embedded_conversations(trained_run, tmp_path):
+    base_dir, _ = trained_run
+    overrides = ["experiment=quickstart_lora", f"init_from={base_dir}"]
+    cfg = compose_train(overrides, run_dir=tmp_path)
+    plan = check_training_config(cfg, overrides)
+    assert (cfg.data.path, cfg.data.format, cfg.stage.name) == ("default", "sft", "lora_medical")
+    assert plan.lora is not None and plan.lora.config.rank == 16 and plan.lora.config.targets == ("square",)
+
+
 # --- resume ------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
