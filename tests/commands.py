@@ -42,6 +42,35 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *fragments: str) -> st
     return message
 
 
+def kill_at_first_checkpoint(args: list[str], run_dir: Path, timeout: float = 120) -> int:
+    """Start `python train.py *args hydra.run.dir=run_dir`, and SIGKILL it with its data workers as soon as
+    its first checkpoint is written: no clean-up, no final checkpoint, no summary update. Returns the
+    step that checkpoint holds (the step a resumed run starts from)."""
+    import signal
+    import time
+
+    import torch
+
+    process = subprocess.Popen([sys.executable, "train.py", *args, f"hydra.run.dir={run_dir}"], cwd=REPO_ROOT,
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = Path(run_dir) / "checkpoints" / "last.ckpt"
+    deadline = time.time() + timeout
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists(), f"no checkpoint was written within {timeout}s (exit {process.returncode})"
+    return torch.load(checkpoint, weights_only=True)["global_step"]
+
+
+def train_losses(run_dir: Path) -> dict[int, float]:
+    """The training loss by step, from the run's metrics.csv."""
+    import csv
+
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")}
+
+
 def run_main(main, argv: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
     """Call an entry point's `main()` in this process with `argv` as its command line (Hydra parses it
     exactly as in a shell); return (exit status, stdout, stderr). Saves a process start per call."""

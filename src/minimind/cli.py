@@ -85,6 +85,14 @@ def command_line_model_config(cfg: Any) -> Any | None:
     return cfg.model if overridden(command_line_overrides(), "model") else None
 
 
+def load_tool_checkpoint(cfg: Any, **kwargs: Any):
+    """What a tool's `ckpt=` (with `model=PRESET` for a bare .pth, and `lora=ADAPTER`) loads; kwargs go to
+    `minimind.checkpoints.load_checkpoint` (dtype, device, attn_implementation)."""
+    from minimind.checkpoints import load_checkpoint
+
+    return load_checkpoint(cfg.ckpt, command_line_model_config(cfg), lora=cfg.get("lora"), **kwargs)
+
+
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"

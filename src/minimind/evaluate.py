@@ -28,9 +28,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from minimind.checkpoints import load_checkpoint, resolve_tokenizer
+from minimind.checkpoints import resolve_tokenizer
 from minimind.checkpoints.load import tokenizer_dir
-from minimind.cli import command_line_model_config, describe, hydra_app, pick_device, pick_dtype
+from minimind.cli import describe, hydra_app, load_tool_checkpoint, pick_device, pick_dtype
 from minimind.data.tokenizer import check_vocab_fits
 from minimind.errors import ToolError
 from minimind.model import MiniMindForCausalLM
@@ -126,7 +126,7 @@ def run_lm_eval(cfg: DictConfig, device) -> float:
         return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
     tasks, dtype = task_names(plain(cfg.tasks)), pick_dtype(cfg.dtype)  # both checked before loading
-    loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg))  # lm_eval moves it to `device`
+    loaded = load_tool_checkpoint(cfg)  # lm_eval moves it to `device`
     print(describe(loaded), file=sys.stderr, flush=True)
     results = evaluate_model(loaded.model, resolve_tokenizer(loaded, cfg.tokenizer), tasks, dtype=dtype,
                              include_path=plain(cfg.include_path), limit=cfg.limit, num_fewshot=cfg.num_fewshot,
@@ -154,7 +154,7 @@ def main(cfg: DictConfig) -> float:
     device = pick_device(cfg.device)
     if cfg.benchmark == "lm_eval":
         return run_lm_eval(cfg, device)
-    loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), device=device)
+    loaded = load_tool_checkpoint(cfg, device=device)
     print(describe(loaded), file=sys.stderr, flush=True)
     run = run_config(loaded.run_dir) if cfg.from_run else None
     trainer = (run or {}).get("trainer") or {}

@@ -4,6 +4,8 @@
     python -m minimind.export ckpt=RUN_DIR format=minimind out=exports/minimind-pth stage=full_sft
     python -m minimind.export ckpt=pretrain_512.pth model=small format=hf out=exports/MiniMind2-small-hf
     python -m minimind.export ckpt=RUN_DIR format=hf out=exports/x dtype=bfloat16 overwrite=true
+    python -m minimind.export ckpt=LORA_RUN_DIR format=hf out=exports/lora-merged   # base + adapter, merged
+    python -m minimind.export ckpt=full_sft_512.pth model=small lora=lora_medical_512.pth format=minimind out=x
 
 `format=hf` writes a Hugging Face model directory that loads with
 `AutoModelForCausalLM.from_pretrained(dir)` and no `trust_remote_code`: the MiniMind2 layout
@@ -32,10 +34,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from minimind.checkpoints import (MINIMIND_CONFIG, load_checkpoint, resolve_tokenizer, save_upstream_pth,
-                                  upstream_pth_name)
+from minimind.checkpoints import MINIMIND_CONFIG, resolve_tokenizer, save_upstream_pth, upstream_pth_name
 from minimind.checkpoints.hf import ExportError, hf_config, hf_state_dict, minimind_config_json
-from minimind.cli import command_line_model_config, describe, hydra_app, pick_dtype
+from minimind.cli import describe, hydra_app, load_tool_checkpoint, pick_dtype
 from minimind.files import AtomicDir
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
 
@@ -130,7 +131,7 @@ def export_minimind(model: MiniMindForCausalLM, tokenizer, out_dir: str | Path, 
 def main(cfg: DictConfig) -> None:
     if cfg.format not in FORMATS:
         raise ExportError(f"format={cfg.format!r}: choose one of {FORMATS}")
-    loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg))
+    loaded = load_tool_checkpoint(cfg)
     print(describe(loaded), file=sys.stderr, flush=True)
     tokenizer = resolve_tokenizer(loaded, cfg.tokenizer)
     if cfg.format == "hf":

@@ -4,6 +4,8 @@
     python -m minimind.generate ckpt=RUN_DIR prompt="A list is" temperature=0 max_new_tokens=64
     python -m minimind.generate ckpt=RUN_DIR prompt="A list is" temperature=0 use_cache=false  # same text, slower
     python -m minimind.generate ckpt=full_sft_512.pth model=small chat=true   # one user turn per stdin line
+    python -m minimind.generate ckpt=LORA_RUN_DIR chat=true                    # a LoRA run: base + adapter
+    python -m minimind.generate ckpt=full_sft_512.pth model=small lora=lora_medical_512.pth chat=true
     python -m minimind.generate ckpt=exported_hf_dir prompt="..." top_k=20 top_p=0.9 seed=1
 
 `ckpt=` is a Lightning `.ckpt`, a training run dir, an upstream `.pth` (shape from
@@ -25,8 +27,8 @@ import torch
 from omegaconf import DictConfig
 from transformers import PreTrainedTokenizerFast, TextStreamer
 
-from minimind.checkpoints import load_checkpoint, resolve_tokenizer
-from minimind.cli import command_line_model_config, describe, hydra_app, pick_device, pick_dtype
+from minimind.checkpoints import resolve_tokenizer
+from minimind.cli import describe, hydra_app, load_tool_checkpoint, pick_device, pick_dtype
 from minimind.errors import ToolError
 from minimind.model import MiniMindForCausalLM
 
@@ -160,7 +162,7 @@ def _stdin_turns(prompt: str | None) -> Iterable[str]:
 @hydra_app("generate")
 def main(cfg: DictConfig) -> None:
     device = pick_device(cfg.device)
-    loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), dtype=pick_dtype(cfg.dtype, device),
+    loaded = load_tool_checkpoint(cfg, dtype=pick_dtype(cfg.dtype, device),
                              device=device)
     tokenizer = resolve_tokenizer(loaded, cfg.tokenizer)
     print(describe(loaded), file=sys.stderr, flush=True)

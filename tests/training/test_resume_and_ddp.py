@@ -2,15 +2,13 @@
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
+from commands import kill_at_first_checkpoint, train_losses
 from compose_train import REPO_ROOT
 
 
@@ -31,11 +29,6 @@ def model_state(run_dir):
     return {k: v for k, v in state.items()}
 
 
-def train_rows(run_dir):
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")}
-
-
 @pytest.mark.slow
 def test_sigkill_mid_training_then_resume_equals_uninterrupted(tiny_run, tmp_path):
     args = [o for o in tiny_run if not o.startswith(("tokens=", "logger="))] + [
@@ -46,14 +39,7 @@ def test_sigkill_mid_training_then_resume_equals_uninterrupted(tiny_run, tmp_pat
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     run(args + [f"hydra.run.dir={reference}"])
 
-    process = launch(args + [f"hydra.run.dir={interrupted}"])
-    checkpoint = interrupted / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGKILL)  # no clean-up, no final checkpoint, no summary update
-    process.wait()
-    killed_at = torch.load(checkpoint, weights_only=True)["global_step"]
+    killed_at = kill_at_first_checkpoint(args, interrupted)
     assert 0 < killed_at < 200, "the kill must land mid-training"
     assert json.loads((interrupted / "summary.json").read_text())["status"] == "running"
     wandb_id = (interrupted / "wandb_run_id").read_text()
@@ -70,7 +56,7 @@ def test_sigkill_mid_training_then_resume_equals_uninterrupted(tiny_run, tmp_pat
     assert summary["status"] == "completed" and summary["steps"] == 200
     assert summary["val_loss"] == reference_summary["val_loss"]
     assert summary["tokens_seen"] == reference_summary["tokens_seen"]
-    assert train_rows(interrupted) == train_rows(reference)  # metrics.csv reads as one run
+    assert train_losses(interrupted) == train_losses(reference)  # metrics.csv reads as one run
     assert (interrupted / "wandb_run_id").read_text() == wandb_id
     offline_runs = sorted(p.name for p in (interrupted / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 2 and all(name.endswith(wandb_id.strip()) for name in offline_runs)

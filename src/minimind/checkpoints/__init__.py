@@ -4,6 +4,7 @@
     hf.py        the Hugging Face config mapping, both ways
     mismatch.py  strict loading and the report of what does not fit
     load.py      `load_checkpoint(path)` and the tokenizer that goes with a checkpoint
+    lora.py      LoRA adapter files (upstream's format) and merging them into their base
 """
 
 from minimind.checkpoints.files import (MINIMIND_CONFIG, checkpoint_kind, safe_torch_load, save_upstream_pth,

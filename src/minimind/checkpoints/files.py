@@ -26,6 +26,7 @@ import torch
 
 from minimind.errors import CheckpointError
 from minimind.files import atomic_torch_save
+from minimind.model.lora import ADAPTER_KEY
 from minimind.runs import LAST_CHECKPOINT
 
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -114,6 +115,10 @@ def pth_state(path: Path) -> dict[str, torch.Tensor]:
                 and "state_dict" in state else "")
         raise CheckpointError(f"{path} is not a state dict of tensors (an upstream MiniMind .pth is "
                               f"{{name: tensor}}){hint}")
+    if all(ADAPTER_KEY.match(k.removeprefix("module.")) for k in state):
+        raise CheckpointError(f"{path} is a LoRA adapter (only `<module>.lora.A/B.weight`), not a model: give the "
+                              f"model it was trained on and the adapter as lora=, e.g. ckpt=full_sft_512.pth "
+                              f"lora={path}")
     return state
 
 

@@ -9,6 +9,10 @@ beside the file (what `minimind.export format=minimind` writes) or an upstream `
 
 The tokenizer of a checkpoint is the one saved with it (beside the file, in the Hugging
 Face dir, or its run's `data.tokenizer`), else the project's default tokenizer.
+
+LoRA: a LoRA run's checkpoint (or run dir) loads as its base with the adapters merged, and
+`lora=ADAPTER` merges an adapter file (upstream's `lora_medical_512.pth`) into any checkpoint
+(`minimind.checkpoints.lora`).
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from omegaconf import OmegaConf
 from minimind.checkpoints.files import (MINIMIND_CONFIG, checkpoint_kind, hf_state, lightning_state, pth_state,
                                         safe_torch_load)
 from minimind.checkpoints.hf import config_from_hf
+from minimind.checkpoints.lora import LORA_HPARAMS, Adapter, merge_lora, read_adapter, weights_fingerprint
 from minimind.checkpoints.mismatch import load_state_strict
 from minimind.errors import CheckpointError
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
+from minimind.model.lora import LoRAConfig
 from minimind.model.presets import preset_fields
 from minimind.runs import find_run_dir, run_config
 
@@ -76,12 +82,21 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def read_weights(path: str | Path, model_config: MiniMindConfig | dict[str, Any] | None = None,
-                 what: str = "ckpt") -> tuple[str, Path, dict[str, Any], dict[str, torch.Tensor], str]:
-    """(kind, path read, model config dict, state dict, where the config came from) of any checkpoint."""
+                 what: str = "ckpt", lora: str | Path | None = None
+                 ) -> tuple[str, Path, dict[str, Any], dict[str, torch.Tensor], str]:
+    """(kind, path read, model config dict, state dict, where the config came from) of any checkpoint.
+
+    A LoRA run's checkpoint gives its base with the adapters merged; `lora=` an adapter file (or a
+    LoRA run) merges that adapter into whatever `path` holds."""
     kind, path = checkpoint_kind(path, what)
     if kind == "lightning":
-        config_dict, state = lightning_state(safe_torch_load(path), path)
+        checkpoint = safe_torch_load(path)
+        config_dict, state = lightning_state(checkpoint, path)
         source = f"{path.name} (its hyperparameters)"
+        recorded = checkpoint["hyper_parameters"].get(LORA_HPARAMS)
+        if recorded:
+            state = _lora_run_weights(path, config_dict, state, recorded)
+            source += f", its LoRA adapters merged into their base {recorded['base']}"
     elif kind == "pth":
         state = pth_state(path)
         if model_config is not None:
@@ -92,18 +107,51 @@ def read_weights(path: str | Path, model_config: MiniMindConfig | dict[str, Any]
         config_json = path / "config.json"
         config = config_from_hf(_read_json(config_json), config_json)
         config_dict, state, source = config.to_dict(), hf_state(path), str(config_json)
+    if lora not in (None, ""):
+        adapter = read_adapter(lora)
+        state = merge_lora(state, adapter, as_config(config_dict).tie_word_embeddings)
+        source += f", with the LoRA adapter {adapter.source} merged"
     return kind, path, config_dict, state, source
+
+
+def read_lora_base(recorded: dict[str, Any], config_dict: dict[str, Any], holder: str, retry: str,
+                   path: str | Path | None = None) -> tuple[str, Path, dict[str, torch.Tensor], str]:
+    """(kind, path read, state, config source) of the base a LoRA run's adapters were trained on, read again:
+    `path` (the same weights elsewhere), else the file its checkpoint records (`recorded`, its `lora`
+    hyperparameters). Refused if it is gone or its weights are not those the adapters were trained on.
+    holder: what holds the adapters and retry: the way out, for messages."""
+    base = Path(path if path not in (None, "") else recorded["base"]).expanduser()
+    if not base.exists():
+        raise CheckpointError(f"{holder} holds LoRA adapters trained on the base {base}, which does not exist (any "
+                              f"more): put it back, or {retry}")
+    kind, base, _, state, source = read_weights(base, config_dict, what="the LoRA run's base")
+    if weights_fingerprint(state) != recorded["base_fingerprint"]:
+        raise CheckpointError(f"{holder} holds LoRA adapters trained on the base {recorded['base']}, and the weights "
+                              f"in {base} are not those (another file, or a run that went on training since): "
+                              f"give the original, or {retry}")
+    return kind, base, state, source
+
+
+def _lora_run_weights(path: Path, config_dict: dict[str, Any], adapters: dict[str, torch.Tensor],
+                      recorded: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights of a LoRA run's checkpoint: its base, read again and checked, with the adapters merged."""
+    _, _, state, _ = read_lora_base(recorded, config_dict, str(path), retry="merge the adapters into a base of your "
+                                    f"choice: ckpt=BASE lora={path}")
+    adapter = Adapter(dict(adapters), LoRAConfig.from_dict(recorded).scaling, str(path))
+    return merge_lora(state, adapter, as_config(config_dict).tie_word_embeddings)
 
 
 def load_checkpoint(path: str | Path, model_config: MiniMindConfig | dict[str, Any] | None = None,
                     dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
-                    attn_implementation: str | None = None) -> LoadedCheckpoint:
+                    attn_implementation: str | None = None, lora: str | Path | None = None) -> LoadedCheckpoint:
     """Load `path` (Lightning .ckpt, upstream .pth, Hugging Face dir or run dir) into a MiniMindForCausalLM.
 
     model_config: the config for a bare .pth (ignored for the other kinds, which carry their own).
     dtype: cast the weights after loading (None: float32). The model is returned in eval mode.
+    lora: a LoRA adapter (upstream's `lora_<name>_<hidden>.pth`, or a LoRA run) merged into the weights;
+    a LoRA run's own checkpoint needs none (its base and adapters are merged as it is read).
     """
-    kind, path, config_dict, state, source = read_weights(path, model_config)
+    kind, path, config_dict, state, source = read_weights(path, model_config, lora=lora)
     if attn_implementation is not None:
         config_dict["attn_implementation"] = attn_implementation
     config = as_config(config_dict)

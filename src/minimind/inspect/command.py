@@ -8,9 +8,10 @@ import sys
 import torch
 from omegaconf import DictConfig
 
-from minimind.checkpoints import load_checkpoint, resolve_tokenizer
+from minimind.checkpoints import resolve_tokenizer
 from minimind.checkpoints.load import as_config
-from minimind.cli import command_line_model_config, describe, hydra_app
+from minimind.cli import describe, hydra_app, load_tool_checkpoint
+from minimind.errors import ToolError
 from minimind.inspect.report import inspect_model, parse_show
 from minimind.model import MiniMindForCausalLM
 
@@ -40,9 +41,12 @@ def random_model(cfg: DictConfig):
 def main(cfg: DictConfig) -> None:
     show = parse_show(cfg.show)  # a misspelt figure fails before anything is loaded
     if cfg.ckpt is None or str(cfg.ckpt).lower() == "none":
+        if cfg.get("lora") not in (None, ""):
+            raise ToolError(f"lora={cfg.lora} merges an adapter into the weights of ckpt=; ckpt=none has none: "
+                            "give the adapter's base as ckpt=")
         model, tokenizer, source = random_model(cfg)
     else:
-        loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), attn_implementation="eager")
+        loaded = load_tool_checkpoint(cfg, attn_implementation="eager")
         print(describe(loaded), file=sys.stderr, flush=True)
         model, tokenizer, source = loaded.model, resolve_tokenizer(loaded, cfg.tokenizer), str(loaded.path)
     report = inspect_model(model, tokenizer, cfg.prompt, cfg.out, cfg.max_tokens, source=source, show=show,

@@ -3,6 +3,7 @@
     python -m minimind.serve ckpt=outputs/runs/DATE/TIME        # http://127.0.0.1:8000/ (chat page), /v1 (API)
     python -m minimind.serve ckpt=RUN_DIR port=0                # any free port (the address is printed)
     python -m minimind.serve ckpt=full_sft_512.pth model=small  # an upstream .pth, its shape from the preset
+    python -m minimind.serve ckpt=LORA_RUN_DIR                 # a LoRA run: base + adapter, merged (or lora=FILE)
     MINIMIND_API_KEY=secret python -m minimind.serve ckpt=RUN_DIR host=0.0.0.0   # the network, with a key
     minimind-serve ckpt=RUN_DIR temperature=0 max_tokens=128    # request defaults (requests may override)
 

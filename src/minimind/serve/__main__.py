@@ -10,8 +10,8 @@ import torch
 import uvicorn
 from omegaconf import DictConfig
 
-from minimind.checkpoints import load_checkpoint, resolve_tokenizer
-from minimind.cli import command_line_model_config, describe, hydra_app, pick_device, pick_dtype
+from minimind.checkpoints import resolve_tokenizer
+from minimind.cli import describe, hydra_app, load_tool_checkpoint, pick_device, pick_dtype
 from minimind.errors import ToolError
 from minimind.serve.app import create_app
 from minimind.serve.engine import Engine
@@ -65,8 +65,7 @@ def main(cfg: DictConfig) -> None:
             raise ToolError(f"threads={cfg.threads!r} must be a whole number >= 1 (or null: torch's default)")
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-    loaded = load_checkpoint(cfg.ckpt, command_line_model_config(cfg), dtype=pick_dtype(cfg.dtype, device),
-                             device=device)
+    loaded = load_tool_checkpoint(cfg, dtype=pick_dtype(cfg.dtype, device), device=device)
     tokenizer = resolve_tokenizer(loaded, cfg.tokenizer)
     print(describe(loaded), file=sys.stderr, flush=True)
     prompts = ChatPrompts(tokenizer, loaded.config.max_position_embeddings, str(cfg.model_name), defaults)

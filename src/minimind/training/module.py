@@ -15,8 +15,11 @@ from typing import Any, Callable
 import torch
 from lightning import LightningModule
 
+from minimind.checkpoints.lora import LORA_HPARAMS
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
+from minimind.model.lora import add_lora
 from minimind.training.distributed import is_fsdp
+from minimind.training.lora import LoRASetup
 from minimind.training.objectives import CausalLM, Objective
 from minimind.training.optim import decayed_names, param_groups, warmup_cosine
 
@@ -51,6 +54,18 @@ class MiniMindModule(LightningModule):
         self.tokens_seen = 0  # across all ranks, restored on resume
         self.last_validated_step = -1
         self.decayed_parameters: frozenset[str] | None = None  # chosen in configure_model, before any wrapping
+        self.lora: LoRASetup | None = None
+
+    def add_lora(self, setup: LoRASetup) -> None:
+        """Freeze the model and give it LoRA adapters (stage=lora), after its base weights are loaded.
+        From then on checkpoints hold only what trains; the base is re-read from `setup.base`."""
+        add_lora(self.model, setup.config)
+        self.lora = setup
+        self.hparams[LORA_HPARAMS] = setup.hparams()
+
+    def _frozen_keys(self) -> set[str]:
+        return {f"model.{name}" for name, p in self.model.named_parameters(remove_duplicate=False)
+                if not p.requires_grad}
 
     @property
     def config(self) -> MiniMindConfig:
@@ -120,6 +135,13 @@ class MiniMindModule(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokens_seen"] = self.tokens_seen
+        if self.lora is not None:  # not a second copy of the frozen base
+            frozen = self._frozen_keys()
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.tokens_seen = checkpoint.get("tokens_seen", 0)
+        if self.lora is not None:  # the base is loaded already: complete the state, so the load stays strict
+            frozen = self._frozen_keys()
+            ours = {k: v for k, v in self.state_dict().items() if k in frozen}
+            checkpoint["state_dict"] = {**ours, **checkpoint["state_dict"]}

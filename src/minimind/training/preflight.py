@@ -15,6 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from minimind.checkpoints.lora import LORA_HPARAMS
 from minimind.checkpoints.mismatch import mismatch_report
 from minimind.cli import expected_error
 from minimind.data.datamodule import settings_problems
@@ -25,6 +26,7 @@ from minimind.precision import parse_precision
 from minimind.runs import LAST_CHECKPOINT, overridden
 from minimind.training.budget import RunBudget, plan_budget, world_size
 from minimind.training.init import InitWeights, resolve_init, with_typed_model_settings
+from minimind.training.lora import LoRASetup, read_base, resume_problems, stage_lora
 from minimind.training.objectives import Objective
 
 
@@ -33,8 +35,9 @@ class TrainingPlan:
     model_config: MiniMindConfig
     budget: RunBudget
     ckpt_path: str | None  # the Lightning checkpoint to resume from (`last` resolved)
-    init: InitWeights | None  # the weights to start from (init_from=), unless resuming
+    init: InitWeights | None  # the weights to start from (init_from=), unless resuming (LoRA: the base, always)
     objective: Objective
+    lora: LoRASetup | None = None  # stage=lora: the adapters to train on the frozen base
 
 
 def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> TrainingPlan:
@@ -46,7 +49,11 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
             "a pretraining run dir, e.g. the run dir `python train.py experiment=quickstart` printed"
         problems.append(f"init_from= is required: this configuration trains further from trained weights; give "
                         f"init_from=<{follows}>")
-    model_config, init, ckpt_path = _model_source(cfg, list(overrides), problems)
+    if cfg.stage.get("lora") is not None:
+        model_config, init, ckpt_path, lora = _lora_source(cfg, list(overrides), problems)
+    else:
+        model_config, init, ckpt_path = _model_source(cfg, list(overrides), problems)
+        lora = None
     objective = _collect(problems, lambda: instantiate(cfg.stage.objective))
     problems += _hardware_problems(cfg.trainer)
     world = _collect(problems, lambda: world_size(cfg.trainer))
@@ -69,7 +76,7 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
                                            length_from=budget.length_from)
     if problems:
         raise ConfigurationError("cannot start training:\n  - " + "\n  - ".join(problems))
-    return TrainingPlan(model_config, budget, ckpt_path, init, objective)
+    return TrainingPlan(model_config, budget, ckpt_path, init, objective, lora)
 
 
 def _model_source(cfg: DictConfig, overrides: list[str], problems: list[str]):
@@ -84,7 +91,11 @@ def _model_source(cfg: DictConfig, overrides: list[str], problems: list[str]):
         resumed = _resume_checkpoint(cfg, problems)
         if resumed is None:
             return None, None, None
-        path, fields, state = resumed
+        path, fields, state, recorded_lora = resumed
+        if recorded_lora:  # its checkpoints hold adapters, not a model
+            problems.append(f"ckpt_path={cfg.ckpt_path} is a LoRA run's checkpoint (adapters only): resume it "
+                            "with stage=lora")
+            return None, None, None
         fields, _ = with_typed_model_settings(fields, cfg, overrides, "")
         config = _collect(problems, lambda: MiniMindConfig.from_dict(fields))
         report = config and mismatch_report(state, config, f"ckpt_path={cfg.ckpt_path}")
@@ -101,6 +112,43 @@ def _model_source(cfg: DictConfig, overrides: list[str], problems: list[str]):
         return config, init, None
     return _collect(problems, lambda: MiniMindConfig.from_dict(OmegaConf.to_container(cfg.model, resolve=True))), \
         None, None
+
+
+def _lora_source(cfg: DictConfig, overrides: list[str], problems: list[str]):
+    """stage=lora: (model config, the frozen base, checkpoint to resume, the adapters' setup). A new run's
+    base is init_from=; a resumed run reads again the base its checkpoint records (or init_from=, the same
+    weights elsewhere), since its checkpoints hold only the adapters."""
+    lora_config = _collect(problems, lambda: stage_lora(cfg))
+    if cfg.get("ckpt_path") is None:
+        if not cfg.get("init_from"):
+            problems.append("stage=lora trains adapters on trained weights: give the base as init_from= (a run dir, "
+                            ".ckpt, upstream .pth with model=PRESET, or Hugging Face dir)")
+            return None, None, None, None
+        config, init, _ = _model_source(cfg, overrides, problems)
+        path = recorded = adapters = None
+    else:
+        resumed = _resume_checkpoint(cfg, problems)
+        if resumed is None:
+            return None, None, None, None
+        path, fields, adapters, recorded = resumed
+        if not recorded:
+            problems.append(f"ckpt_path={cfg.ckpt_path} is not a LoRA run's checkpoint: to train adapters on its "
+                            f"weights, start a new run with init_from={path} (without ckpt_path)")
+            return None, None, None, None
+        fields, _ = with_typed_model_settings(fields, cfg, overrides, "")
+        config = _collect(problems, lambda: MiniMindConfig.from_dict(fields))
+        init = _collect(problems, lambda: read_base(recorded, fields, f"ckpt_path={cfg.ckpt_path}", cfg.get("init_from")))
+        report = init and config and mismatch_report(init.state, config, f"the base {init.path}")
+        if report:
+            problems.append(report + "\n    (a resumed run keeps the model it was started with: drop the model "
+                            "overrides that differ)")
+            return None, None, None, None
+    if config is None or init is None or lora_config is None:
+        return config, init, path, None
+    setup = _collect(problems, lambda: LoRASetup.of(lora_config, init, config))
+    if setup is not None and path is not None:
+        problems += resume_problems(recorded, adapters, setup, config, f"ckpt_path={cfg.ckpt_path}")
+    return config, init, path, setup
 
 
 def last_checkpoint(cfg: DictConfig) -> Path:
@@ -200,6 +248,9 @@ def _distributed_problems(cfg: DictConfig) -> list[str]:
         problems.append("activation_checkpointing=true under FSDP is done by the strategy, on each block inside its "
                         "shard unit, and this trainer.strategy has no activation_checkpointing_policy: use "
                         "trainer=fsdp (it sets one from activation_checkpointing)")
+    if is_fsdp and cfg.stage.get("lora") is not None:
+        problems.append("stage=lora does not run under FSDP (its frozen base and trained adapters would share flat "
+                        "shards): the adapters are small, so use trainer=ddp, or one GPU")
     problems += _slurm_problems()
     return problems
 
@@ -252,8 +303,8 @@ def _streaming_problems(cfg: DictConfig, budget: RunBudget) -> list[str]:
 
 
 def _resume_checkpoint(cfg: DictConfig, problems: list[str]):
-    """(path, model config fields, model state) of `ckpt_path` (`last` resolved): it must exist and be a
-    training checkpoint of MiniMind; None after listing what is wrong."""
+    """(path, model config fields, model state, its LoRA record or None) of `ckpt_path` (`last` resolved): it
+    must exist and be a training checkpoint of MiniMind; None after listing what is wrong."""
     from minimind.checkpoints.files import lightning_state, safe_torch_load
 
     value = cfg.ckpt_path
@@ -281,4 +332,4 @@ def _resume_checkpoint(cfg: DictConfig, problems: list[str]):
     except MiniMindError as error:
         problems.append(f"ckpt_path: {error}")
         return None
-    return str(path), fields, state
+    return str(path), fields, state, checkpoint["hyper_parameters"].get(LORA_HPARAMS)

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from minimind.checkpoints import safe_torch_load, save_upstream_pth, upstream_pth_name
+from minimind.checkpoints.lora import save_adapter
 from minimind.checkpoints.mismatch import load_state_strict
 from minimind.data.tokenizer import check_vocab_fits
 from minimind.errors import ConfigurationError
@@ -55,6 +56,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
         budget = plan.budget
         with open_dict(cfg):  # the run's config records the model it really trains (from init_from=, a resumed
             cfg.model = {"_target_": cfg.model.get("_target_"), **plan.model_config.to_dict()}  # checkpoint, ...)
+            if plan.lora is not None:  # and the frozen base a LoRA run's adapters belong to (also when resumed)
+                cfg.init_from = plan.lora.base
         summary.update(length_from=budget.length_from, max_steps=budget.max_steps, tokens_per_step=budget.tokens_per_step,
                        world_size=budget.world_size, stage=cfg.stage.name, init_from=cfg.get("init_from"))
         _write_rank_zero(summary.write)
@@ -74,7 +77,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
         built.update(datamodule=datamodule, module=module, trainer=trainer)
         for logger in trainer.loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        summary.update(params=module.model.num_parameters(), precision=str(trainer.precision),
+        trainable = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
+        summary.update(params=module.model.num_parameters(), trainable_params=trainable, precision=str(trainer.precision),
                        device=_device_name(trainer.strategy.root_device), cpu_threads=torch.get_num_threads())
 
         if plan.ckpt_path is not None:
@@ -100,8 +104,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
 
 
 def build_module(cfg: DictConfig, plan: TrainingPlan, datamodule) -> MiniMindModule:
-    """The LightningModule of a checked plan: its objective prepared for the data's tokenizer, and the
-    weights of `init_from=` loaded (strictly) when the run starts from them."""
+    """The LightningModule of a checked plan: its objective prepared for the data's tokenizer, the
+    weights of `init_from=` loaded (strictly) when the run starts from them, and LoRA adapters on them
+    for stage=lora."""
     if datamodule.format not in plan.objective.data_formats:
         raise ConfigurationError(
             f"the {cfg.stage.name} stage trains on {' or '.join(plan.objective.data_formats)} data, but data.path="
@@ -112,9 +117,11 @@ def build_module(cfg: DictConfig, plan: TrainingPlan, datamodule) -> MiniMindMod
                             objective=plan.objective, compile=cfg.compile,
                             activation_checkpointing=cfg.activation_checkpointing)
     if plan.init is not None:
-        load_state_strict(module.model, plan.init.state, f"init_from={cfg.init_from}")
+        load_state_strict(module.model, plan.init.state, f"init_from={plan.init.path}")
         log.info("initialised from %s", plan.init.describe())
     plan.objective.starts_from(module.model)
+    if plan.lora is not None:  # after the base is in: only the adapters train
+        module.add_lora(plan.lora)
     return module
 
 
@@ -178,7 +185,10 @@ def _write_rank_zero(write) -> None:
 
 def _export_final_weights(cfg: DictConfig, trainer, module: MiniMindModule, run_dir: Path) -> None:
     model = full_model(trainer, module) if cfg.export_pth else None  # None on ranks other than zero
-    if model is not None:
+    if model is not None and module.lora is not None:  # upstream's adapter file (the base is init_from=)
+        path = save_adapter(model, run_dir / upstream_pth_name(module.config, cfg.stage.name), module.lora.config.scaling)
+        log.info("final LoRA adapter in upstream MiniMind form: %s", path)
+    elif model is not None:
         path = save_upstream_pth(model, run_dir / upstream_pth_name(module.config, cfg.stage.name))
         log.info("final weights in upstream MiniMind form: %s", path)
 
