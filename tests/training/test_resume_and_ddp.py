@@ -36,6 +36,18 @@ def train_rows(run_dir):
         return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")}
 
 
+def kill_at_first_checkpoint(args, run_dir, timeout=120) -> int:
+    """Start `train.py args` in `run_dir`, SIGKILL it as soon as it has written a checkpoint; the checkpoint's step."""
+    process = launch(args + [f"hydra.run.dir={run_dir}"])
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + timeout
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # no clean-up, no final checkpoint, no summary update
+    process.wait()
+    return torch.load(checkpoint, weights_only=True)["global_step"]
+
+
 @pytest.mark.slow
 def test_sigkill_mid_training_then_resume_equals_uninterrupted(tiny_run, tmp_path):
     args = [o for o in tiny_run if not o.startswith(("tokens=", "logger="))] + [
@@ -46,14 +58,7 @@ def test_sigkill_mid_training_then_resume_equals_uninterrupted(tiny_run, tmp_pat
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     run(args + [f"hydra.run.dir={reference}"])
 
-    process = launch(args + [f"hydra.run.dir={interrupted}"])
-    checkpoint = interrupted / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGKILL)  # no clean-up, no final checkpoint, no summary update
-    process.wait()
-    killed_at = torch.load(checkpoint, weights_only=True)["global_step"]
+    killed_at = kill_at_first_checkpoint(args, interrupted)
     assert 0 < killed_at < 200, "the kill must land mid-training"
     assert json.loads((interrupted / "summary.json").read_text())["status"] == "running"
     wandb_id = (interrupted / "wandb_run_id").read_text()

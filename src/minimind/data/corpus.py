@@ -2,7 +2,8 @@
 
 The one string selects the source:
 
-* `default`: the embedded corpus (`default_corpus.py`), no network needed;
+* `default`: the embedded corpus (`default_corpus.py`), no network needed; with `data.format=dpo`,
+  the embedded preference pairs made from it (`default_preference.py`);
 * `hf:NAME[:SPLIT]` / `hf:NAME:CONFIG:SPLIT`: a Hugging Face dataset, streamed;
 * anything else: a local file, directory or glob of `.jsonl`, `.txt` and `.parquet` files.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from minimind.data.default_corpus import DefaultSource
+from minimind.data.default_preference import DefaultPreferenceSource
 from minimind.data.errors import BadRecords, DataError
 from minimind.data.hf_source import PREFIX, HFSource
 from minimind.data.local_files import LocalFiles
@@ -21,10 +23,11 @@ from minimind.data.records import FORMATS, Record, detect_format, extract
 
 
 class Corpus:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fmt: str = "auto") -> None:
+        """fmt: the data format asked for (`default` is a pretraining corpus, or with `dpo` a set of pairs)."""
         path = str(path)
         if path == "default":
-            self.source = DefaultSource()
+            self.source = DefaultPreferenceSource() if fmt == "dpo" else DefaultSource()
         elif path.startswith(PREFIX):
             self.source = HFSource(path)
         else:
@@ -40,12 +43,12 @@ class Corpus:
         return self.source.fingerprint()
 
     def resolve_format(self, fmt: str, on_bad_record: str = "error") -> str:
-        """`auto` -> `pretrain` or `sft`, from the first record that tells (bad ones are reported)."""
+        """`auto` -> `pretrain`, `sft` or `dpo`, from the first record that tells (bad ones are reported)."""
         if fmt not in FORMATS:
             raise DataError(f"data.format={fmt!r} is not one of {FORMATS}")
         if self.source.text_only:
-            if fmt == "sft":
-                raise DataError(f"data.path={self.name!r} is plain text, which cannot be SFT data; use JSONL")
+            if fmt in ("sft", "dpo"):
+                raise DataError(f"data.path={self.name!r} is plain text, which cannot be {fmt} data; use JSONL")
             return "pretrain"
         if fmt != "auto":
             return fmt
@@ -55,8 +58,8 @@ class Corpus:
             if detected:
                 return detected
         raise DataError(
-            f"data.path={self.name!r}: no record has a 'text' or 'conversations' field, so data.format=auto cannot "
-            "tell pretraining from SFT data (is the corpus empty?)"
+            f"data.path={self.name!r}: no record has a 'text', 'conversations' or 'chosen' field, so data.format=auto "
+            "cannot tell pretraining from SFT or DPO data (is the corpus empty?)"
         )
 
     def records(self, fmt: str, bad: BadRecords, select: Callable[[int, str], bool] | None = None) -> Iterator[Record]:

@@ -19,8 +19,9 @@ import hashlib
 import os
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 # Bump when the extraction below changes, so caches built from the old text are not reused.
 VERSION = 1
@@ -104,16 +105,26 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
-class DefaultSource:
-    """`data.path=default` as a corpus source."""
+class EmbeddedSource:
+    """A set made at run time from the running Python (nothing downloaded) as a corpus source: `data.path=default`."""
 
     name = "default"
     streaming = False
-    text_only = True
+
+    def __init__(self, label: str, documents: Callable[[], Iterator[tuple[str, Any]]], fingerprint: Callable[[], str],
+                 text_only: bool) -> None:
+        self.label, self._documents, self._fingerprint, self.text_only = label, documents, fingerprint, text_only
 
     def fingerprint(self) -> str:
-        return fingerprint()
+        return self._fingerprint()
 
-    def raw(self, bad: object) -> Iterator[tuple[str, str, str, None]]:
-        for doc_id, text in documents():
-            yield doc_id, f"default corpus: {doc_id}", text, None
+    def raw(self, bad: object) -> Iterator[tuple[str, str, Any, None]]:
+        for doc_id, payload in self._documents():
+            yield doc_id, f"{self.label}: {doc_id}", payload, None
+
+
+class DefaultSource(EmbeddedSource):
+    """`data.path=default` as a pretraining corpus."""
+
+    def __init__(self) -> None:
+        super().__init__("default corpus", documents, fingerprint, text_only=True)

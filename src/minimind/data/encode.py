@@ -40,6 +40,10 @@ class Encoder:
 
     def encode(self, values: list) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """(ids int32, trained mask or None for "all") per value."""
+        if self.fmt == "dpo":  # two conversations per record, each encoded as below (minimind.data.preference)
+            from minimind.data.preference import encode_pairs
+
+            return encode_pairs(Encoder(self.tokenizer, "sft").encode, values)
         backend = self.tokenizer.backend_tokenizer
         if self.fmt == "pretrain":
             encodings = backend.encode_batch_fast(values, add_special_tokens=False)

@@ -1,10 +1,12 @@
 """What a document is once read: a `Record`, checked against its format.
 
-Two formats, as in upstream MiniMind's JSONL files:
+Three formats, as in upstream MiniMind's JSONL files:
 
 * `pretrain`: `{"text": "..."}`, a non-empty string;
 * `sft`: `{"conversations": [{"role": "user", "content": "..."}, {"role": "assistant", ...}]}`,
-  with at least one assistant message (the only text that is trained on).
+  with at least one assistant message (the only text that is trained on);
+* `dpo`: `{"chosen": [messages], "rejected": [messages]}`, a preference pair of two such
+  conversations with the same prompt (`preference.py`).
 
 Records also decide the train/validation split: by a hash of the document id, so the split
 is the same in every run, on every machine, and whatever the order of reading.
@@ -18,8 +20,8 @@ from typing import Any
 
 from minimind.data.errors import BadRecords, DataError
 
-FORMATS = ("auto", "pretrain", "sft")
-FIELD = {"pretrain": "text", "sft": "conversations"}
+FORMATS = ("auto", "pretrain", "sft", "dpo")
+FIELD = {"pretrain": "text", "sft": "conversations", "dpo": "chosen"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,7 @@ class Record:
     index: int  # position among all raw records of the corpus (what sharding divides)
     doc_id: str  # stable name, e.g. "books/a.jsonl:17" (what the split hashes)
     where: str  # for messages: "/abs/path/books/a.jsonl:17"
-    value: str | list[dict[str, str]]  # the text, or the conversation
+    value: Any  # the text (pretrain), the conversation (sft), or a `preference.Pair` (dpo)
 
 
 def is_val(doc_id: str, val_fraction: float) -> bool:
@@ -37,7 +39,7 @@ def is_val(doc_id: str, val_fraction: float) -> bool:
 
 
 def detect_format(obj: Any) -> str | None:
-    """`pretrain` or `sft` from the first parsed record, None if it cannot tell."""
+    """`pretrain`, `sft` or `dpo` from the first parsed record, None if it cannot tell."""
     if isinstance(obj, str):
         return "pretrain"
     if isinstance(obj, dict):
@@ -73,12 +75,16 @@ def extract(obj: Any, fmt: str, where: str, bad: BadRecords) -> str | list[dict[
         if fmt != "pretrain":
             raise DataError(f"{where}: plain text can only be pretraining data, but data.format={fmt}")
         value: Any = obj
+    elif fmt == "dpo":
+        from minimind.data.preference import extract_pair  # (it checks each side with this module)
+
+        return extract_pair(obj, where, bad)
     elif not isinstance(obj, dict):
         bad(where, "wrong type", f"expected a JSON object, got {type(obj).__name__}", 'write {"text": "..."} per line')
         return None
     elif (field := FIELD[fmt]) not in obj:
-        other = "sft" if fmt == "pretrain" else "pretrain"
-        hint = f"; this looks like {other} data: set data.format={other}" if FIELD[other] in obj else ""
+        other = detect_format(obj)
+        hint = f"; this looks like {other} data: set data.format={other}" if other else ""
         bad(where, "missing field", f"no '{field}' field (keys: {sorted(obj)}){hint}", f"data.format={fmt} needs '{field}'")
         return None
     elif fmt == "sft":

@@ -9,5 +9,6 @@ are the loop's, so they hold for every stage without a line of stage-specific co
 from minimind.training.objectives.base import Frozen, Objective, StepOutput
 from minimind.training.objectives.causal_lm import CausalLM
 from minimind.training.objectives.distillation import Distillation
+from minimind.training.objectives.dpo import DPO
 
-__all__ = ["CausalLM", "Distillation", "Frozen", "Objective", "StepOutput"]
+__all__ = ["DPO", "CausalLM", "Distillation", "Frozen", "Objective", "StepOutput"]

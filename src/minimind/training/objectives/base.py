@@ -8,11 +8,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from minimind.errors import ConfigurationError
 from minimind.precision import parse_precision
 
 if TYPE_CHECKING:
+    from minimind.checkpoints import LoadedCheckpoint
     from minimind.model import MiniMindConfig
+    from minimind.training.init import InitWeights
     from minimind.training.module import MiniMindModule
+
+EXTRA_STATE = "objective._extra_state"  # where a checkpoint holds what an objective records (`get_extra_state`)
 
 
 @dataclass
@@ -37,16 +42,49 @@ class Frozen:
         self.model.to(device=module.device, dtype=dtype)
 
 
+def load_frozen(path: str, model_fields: dict[str, Any] | None, tokenizer: Any, role: str) -> LoadedCheckpoint:
+    """A checkpoint an objective reads (`role`: teacher, reference), from any source the tools load
+    (`model_fields`: the shape of a bare .pth); refused when it was trained with another tokenizer than
+    the run's, since its distributions would not be over the same tokens."""
+    from minimind.checkpoints import load_checkpoint, resolve_tokenizer
+
+    loaded = load_checkpoint(path, model_fields)
+    theirs = resolve_tokenizer(loaded)
+    if theirs.get_vocab() != tokenizer.get_vocab():
+        raise ConfigurationError(
+            f"the {role} {loaded.path} was trained with another tokenizer ({len(theirs)} tokens) than this run's "
+            f"({len(tokenizer)} tokens), so their next-token distributions are not over the same tokens: "
+            f"train with the {role}'s tokenizer (data.tokenizer=<the {role}'s>), or choose a {role} trained with "
+            "this one")
+    return loaded
+
+
+def recorded_state(ckpt_path: str | None) -> dict[str, Any] | None:
+    """What the objective of the run a checkpoint belongs to recorded in it (`get_extra_state`); None if nothing."""
+    if ckpt_path is None:
+        return None
+    from minimind.checkpoints import safe_torch_load
+
+    state = safe_torch_load(ckpt_path, mmap=True).get("state_dict", {}).get(EXTRA_STATE)
+    return state if isinstance(state, dict) else None
+
+
 class Objective(nn.Module):
     """Turns a batch into a loss (training) and accumulates validation metrics.
 
     An objective is a submodule of `MiniMindModule`, so its metric states follow the module's
     device; models it only reads are held as `Frozen`. Validation must produce `loss` (the run's
-    checkpoints and comparisons rank by `val/loss`)."""
+    checkpoints and comparisons rank by `val/loss`). `data_formats` are the data formats it trains on
+    (`data.format`, as the data module resolves it)."""
 
-    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig) -> None:
+    data_formats: tuple[str, ...] = ("pretrain", "sft")
+
+    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig, init: InitWeights | None = None,
+                resume: str | None = None) -> None:
         """Before training, once the data's tokenizer is known: load what the objective reads
-        (teacher, reference) and refuse what cannot work with this model and tokenizer."""
+        (teacher, reference) and refuse what cannot work with this model and tokenizer.
+        init: the weights the run starts from (`init_from=`), None when resuming or from scratch.
+        resume: the checkpoint a resumed run continues from (`recorded_state` reads what it recorded)."""
 
     def setup(self, module: MiniMindModule) -> None:
         """The module is on its device: move frozen models there."""

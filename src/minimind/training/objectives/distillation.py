@@ -20,7 +20,7 @@ from torchmetrics import MeanMetric
 
 from minimind.errors import ConfigurationError
 from minimind.model.presets import preset_fields
-from minimind.training.objectives.base import Frozen, StepOutput
+from minimind.training.objectives.base import Frozen, StepOutput, load_frozen
 from minimind.training.objectives.causal_lm import CausalLM
 
 if TYPE_CHECKING:
@@ -53,17 +53,8 @@ class Distillation(CausalLM):
         self.teacher_config = preset_fields(teacher_model) if isinstance(teacher_model, str) else teacher_model
         self.val_kl = MeanMetric()
 
-    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig) -> None:
-        from minimind.checkpoints import load_checkpoint, resolve_tokenizer
-
-        loaded = load_checkpoint(self.teacher_path, self.teacher_config)
-        theirs = resolve_tokenizer(loaded)
-        if theirs.get_vocab() != tokenizer.get_vocab():
-            raise ConfigurationError(
-                f"the teacher {loaded.path} was trained with another tokenizer ({len(theirs)} tokens) than this run's "
-                f"({len(tokenizer)} tokens), so their next-token distributions are not over the same tokens: "
-                "distil with the teacher's tokenizer (data.tokenizer=<the teacher's>)")
-        self.teacher = Frozen(loaded.model)
+    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig, **_: Any) -> None:
+        self.teacher = Frozen(load_frozen(self.teacher_path, self.teacher_config, tokenizer, "teacher").model)
 
     def setup(self, module: MiniMindModule) -> None:
         if self.teacher is not None:
