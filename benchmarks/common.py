@@ -1,15 +1,18 @@
-"""Timing and reporting helpers shared by the benchmarks: medians of repeats, machine facts."""
+"""Timing and reporting helpers shared by the benchmarks: medians of repeats, machine facts, a report
+file that is rewritten after every row (an interrupted benchmark keeps what it measured)."""
 
 from __future__ import annotations
 
 import os
 import platform
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+
+from minimind.files import atomic_write_text
 
 
 @dataclass
@@ -28,6 +31,21 @@ class Measurement:
         if not self.values:
             return "n/a"
         return f"{self.median:{fmt}} [{min(self.values):{fmt}}, {max(self.values):{fmt}}]"
+
+
+class Report:
+    """A Markdown report written to `path` as it grows: every `add` rewrites the file (atomically)
+    and prints the new lines."""
+
+    def __init__(self, path: Path | None, echo: bool = True):
+        self.path, self.echo, self.lines = path, echo, []
+
+    def add(self, *lines: str) -> None:
+        self.lines += lines
+        if self.echo:
+            print("\n".join(lines), flush=True)
+        if self.path is not None:
+            atomic_write_text(self.path, "\n".join(self.lines) + "\n")
 
 
 def synchronize(device: torch.device) -> None:
@@ -52,8 +70,10 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 
 
 def machine_facts(device: torch.device) -> dict[str, str]:
+    from minimind.hardware import cpu_name
+
     facts = {"python": platform.python_version(), "torch": torch.__version__,
-             "cpu": _cpu_name(), "cpu threads": str(torch.get_num_threads()),
+             "cpu": cpu_name(), "cpu threads": str(torch.get_num_threads()),
              "os cpus": str(len(os.sched_getaffinity(0)))}
     if device.type == "cuda":
         facts["gpu"] = torch.cuda.get_device_name(device)
@@ -61,14 +81,3 @@ def machine_facts(device: torch.device) -> dict[str, str]:
 
     facts["lightning"] = lightning.__version__
     return facts
-
-
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown"

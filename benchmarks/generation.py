@@ -9,9 +9,9 @@ from minimind.model import MiniMindConfig, MiniMindForCausalLM
 
 
 def decode_rate(cfg: MiniMindConfig, batch_size: int, new_tokens: int, use_cache: bool, repeats: int,
-                device: torch.device, prompt_len: int = 16) -> Measurement:
+                device: torch.device, prompt_len: int = 16, dtype: torch.dtype = torch.float32) -> Measurement:
     torch.manual_seed(0)
-    model = MiniMindForCausalLM(cfg).to(device).eval()
+    model = MiniMindForCausalLM(cfg).to(device=device, dtype=dtype).eval()
     prompt = torch.randint(3, cfg.vocab_size, (batch_size, prompt_len), device=device)
 
     def generate():

@@ -43,8 +43,10 @@ def test_the_wheel_ships_the_configuration(installed):
     wheel = next(installed.parent.glob("dist/minimind-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for config in ("train.yaml", "model/small.yaml", "experiment/quickstart.yaml", "sweep/size.yaml",
-                   "trainer/default.yaml", "generate.yaml"):
+                   "trainer/default.yaml", "generate.yaml", "serve.yaml"):
         assert f"minimind/conf/{config}" in names, config
+    assert "minimind/serve/static/index.html" in names  # the chat page
+    assert "minimind/eval_tasks/minimind_stdlib_docs.yaml" in names  # the lm_eval task a fresh install runs
 
 
 @pytest.mark.slow
@@ -74,7 +76,7 @@ def test_installed_commands_train_and_generate_outside_the_checkout(installed, t
 
 
 def test_every_console_script_is_installed(installed):
-    for tool in ("train", "generate", "evaluate", "export", "inspect", "compare", "train-tokenizer"):
+    for tool in ("train", "generate", "evaluate", "export", "inspect", "serve", "compare", "train-tokenizer"):
         assert (installed / "bin" / f"minimind-{tool}").is_file(), tool
     proc = subprocess.run([str(installed / "bin" / "minimind-compare"), "--help"], capture_output=True, text=True,
                           timeout=120)

@@ -103,7 +103,9 @@ def pick_dtype(name: str = "auto", device: torch.device | str = "cpu") -> torch.
 
     device = torch.device(device)
     if name == "auto":
-        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        from minimind.hardware import gpu_has_bf16
+
+        cuda_bf16 = device.type == "cuda" and gpu_has_bf16(device)
         return torch.bfloat16 if cuda_bf16 else torch.float32
     try:
         return parse_precision(name).compute_dtype

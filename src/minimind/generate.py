@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import torch
 from omegaconf import DictConfig
@@ -63,8 +63,11 @@ class Streamer(TextStreamer):
         out.flush()
 
 
-def _generate(model: MiniMindForCausalLM, ids: list[int], eos: int, sampling: Sampling,
-              streamer: Streamer | None) -> list[int]:
+def generate_ids(model: MiniMindForCausalLM, ids: list[int], eos: int, sampling: Sampling,
+                 streamer: Any = None) -> list[int]:
+    """Continue the token ids `ids` with `sampling` until `eos` (kept, last) or max_new_tokens; the new ids.
+
+    `streamer` (Hugging Face's `put`/`end` interface) sees the prompt, then each new token."""
     device = next(model.parameters()).device
     kwargs = sampling.generate_kwargs()  # a seed drives its own generator: the global RNG is left alone
     if kwargs["generator"] is not None and device.type != "cpu":
@@ -87,15 +90,23 @@ def complete(model: MiniMindForCausalLM, tokenizer: PreTrainedTokenizerFast, pro
         (out or sys.stdout).write(prompt)
         streamer = Streamer(tokenizer, out)
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    return tokenizer.decode(_generate(model, ids, eos, sampling, streamer), skip_special_tokens=True)
+    return tokenizer.decode(generate_ids(model, ids, eos, sampling, streamer), skip_special_tokens=True)
+
+
+def render_chat(tokenizer: PreTrainedTokenizerFast, messages: list[dict[str, str]], **template_kwargs: Any
+                ) -> list[int]:
+    """The token ids of `messages` rendered with the tokenizer's chat template, the assistant's turn opened.
+
+    `template_kwargs` are the template's own variables (e.g. `open_thinking` in minimind-3's)."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **template_kwargs)
+    return tokenizer.encode(text, add_special_tokens=False)
 
 
 def chat_ids(tokenizer: PreTrainedTokenizerFast, messages: list[dict[str, str]], budget: int) -> list[int]:
     """The history rendered with the chat template (assistant turn opened), oldest turns dropped to fit `budget`."""
     messages = list(messages)
     while True:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = tokenizer.encode(text, add_special_tokens=False)
+        ids = render_chat(tokenizer, messages)
         first = 1 if messages and messages[0]["role"] == "system" else 0
         if len(ids) <= budget or len(messages) - first <= 1:
             return ids[-budget:]
@@ -127,8 +138,8 @@ def chat(model: MiniMindForCausalLM, tokenizer: PreTrainedTokenizerFast, turns: 
         if stream:
             out_stream.write(f"user: {line}\n" if show_prompt else "")
             out_stream.write("assistant: ")
-        reply = tokenizer.decode(_generate(model, ids, eos, sampling, Streamer(tokenizer, out) if stream else None),
-                                 skip_special_tokens=True).strip()
+        streamer = Streamer(tokenizer, out) if stream else None
+        reply = tokenizer.decode(generate_ids(model, ids, eos, sampling, streamer), skip_special_tokens=True).strip()
         messages.append({"role": "assistant", "content": reply})
     return messages
 

@@ -29,7 +29,7 @@ from minimind.training.run import train
 def main(cfg: DictConfig) -> float:
     """Returns the final validation loss, the value a sweeper minimises."""
     if HydraConfig.get().mode == RunMode.MULTIRUN:
-        return run_sweep_job(cfg, train)
+        return run_sweep_job(cfg)
     metrics, _ = train(cfg)
     run_dir = cfg.paths.output_dir
     print(f"\nrun dir:  {run_dir}\nsummary:  {run_dir}/summary.json  (val_loss {metrics.get('val/loss', math.nan):.4f})"

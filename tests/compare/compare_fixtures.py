@@ -76,6 +76,11 @@ def train_loss(step: int, final: float) -> float:
     return final + (8.8 - final) * math.exp(-step / 60) + 0.05 * math.sin(step * 1.7)
 
 
+def wall_time(step: int) -> float:
+    """Seconds since the run started after `step` (0-based): 3 s of start-up, then 0.25 s a step."""
+    return 3.0 + 0.25 * (step + 1)
+
+
 def write_metrics(run_dir: Path, last_step: int, final: float, val_every: int = 100, tokens_per_sec: float = 20_000.0):
     """metrics.csv as the quickstart logs it: every 10 steps train/lr/throughput rows, val every 100 steps."""
     with warnings.catch_warnings():  # "logs directory ... is not empty": config.yaml is there first, as in training
@@ -95,7 +100,7 @@ def _log_metrics(logger, last_step, final, val_every, tokens_per_sec):
             rate = tokens_per_sec * (0.5 if step < 20 else 1.0)  # start-up is slower
             logger.log_metrics({"train|time": step * 0.2, "train|batches": step + 1.0,
                                 "train|samples": 16.0 * (step + 1), "train|lengths": float((step + 1) * TOKENS_PER_STEP),
-                                "perf/tokens_per_sec": rate,
+                                "perf/tokens_per_sec": rate, "perf/wall_time_s": wall_time(step),
                                 "train|device/batches_per_sec": rate / TOKENS_PER_STEP}, step=step)
         if (step + 1) % val_every == 0:
             val = train_loss(step, final) + 0.1
@@ -149,4 +154,49 @@ def build_sweep(root: Path) -> Path:
                   "overrides": {"hydra": ["hydra.mode=MULTIRUN"],
                                 "task": COMMON + ["model.hidden_size=128,256,192", "model.num_attention_heads=3"]}},
         "seed": 42, "group": None})))
+    return root
+
+
+# A sweep with seeds: three configurations x three seeds, final validation losses chosen by hand.
+#   hidden_size=128: 4.00, 4.02, 4.04   mean 4.02, std 0.02
+#   hidden_size=256: 3.50, 3.53, 3.56   mean 3.53, std 0.03   (clearly better than both others)
+#   hidden_size=192: 3.98, 4.05, 4.01   mean 4.0133, std 0.0351 (within the seed spread of 128)
+SEED_LOSSES = {"model.hidden_size=128": [4.00, 4.02, 4.04], "model.hidden_size=256": [3.50, 3.53, 3.56],
+               "model.hidden_size=192": [3.98, 4.05, 4.01]}
+SEED_TOKENS_PER_SEC = {"model.hidden_size=128": [30_000.0, 31_000.0, 29_000.0],
+                       "model.hidden_size=256": [12_000.0, 12_500.0, 11_500.0],
+                       "model.hidden_size=192": [20_000.0, 20_000.0, 20_000.0]}
+SEED_STEPS = 200
+
+
+def build_seed_sweep(root: Path) -> Path:
+    """A multirun of `-m model.hidden_size=128,256,192 seed=1,2,3` as training writes it (9 runs)."""
+    from minimind.model import MiniMindConfig
+    from minimind.model.params import parameter_breakdown
+
+    root.mkdir(parents=True, exist_ok=True)
+    num = 0
+    for override, losses in SEED_LOSSES.items():
+        base = compose_config(COMMON + [override], root / "compose")
+        for seed, loss, rate in zip((1, 2, 3), losses, SEED_TOKENS_PER_SEC[override]):
+            run_dir = root / str(num)
+            run_dir.mkdir()
+            overrides = COMMON + [override, f"seed={seed}"]
+            cfg = base.copy()
+            with open_dict(cfg):
+                cfg.seed = seed  # what composing with seed=N gives (data.seed follows it)
+                cfg.paths.output_dir = str(run_dir)
+            write_hydra_dir(run_dir, overrides, cfg)
+            write_config(run_dir, cfg)
+            write_metrics(run_dir, SEED_STEPS - 1, loss - 0.1 + 0.01 * seed, val_every=50, tokens_per_sec=rate)
+            model = MiniMindConfig.from_dict(OmegaConf.to_container(cfg.model, resolve=True))
+            write_summary(run_dir, status="completed", params=parameter_breakdown(model)["total"],
+                          tokens_seen=SEED_STEPS * TOKENS_PER_STEP, steps=SEED_STEPS, train_loss=loss - 0.1,
+                          val_loss=loss, val_bpb=loss / math.log(2) / 3.6, tokens_per_sec=rate, mfu=None,
+                          peak_memory_mb=500.0, wall_time_s=wall_time(SEED_STEPS - 1), overrides=overrides, error=None,
+                          started_at=f"2026-01-01T13:{num:02d}:00+00:00", finished_at=f"2026-01-01T13:{num:02d}:53+00:00")
+            num += 1
+    (root / "multirun.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({
+        "hydra": {"mode": "MULTIRUN", "overrides": {"hydra": ["hydra.mode=MULTIRUN"], "task": COMMON + [
+            "model.hidden_size=128,256,192", "seed=1,2,3"]}}, "seed": 42, "group": None})))
     return root

@@ -48,8 +48,8 @@ def test_table_is_sorted_by_val_loss_with_incomplete_then_failed_last(result):
 def test_table_shows_each_value(result):
     header = result.report.read_text().split("## Results")[1].split("\n\n")[1].splitlines()[0]
     columns = [c.strip() for c in header.strip("|").split(" | ")]
-    assert columns == ["run", "overrides", "params", "embedding", "attention", "MLP", "tokens", "train loss",
-                       "val loss", "val bpb", "tokens/s", "MFU", "peak MB", "status"]
+    assert columns == ["run", "overrides", "params", "embedding", "attention", "MLP", "tokens", "FLOPs",
+                       "train loss", "val loss", "val bpb", "tokens/s", "MFU", "peak MB", "status"]
     rows = {row[0].strip("*"): dict(zip(columns, row)) for row in table_rows(result.report.read_text())}
     summary = json.loads((result.root / "1" / "summary.json").read_text())
     best = rows["1"]

@@ -25,15 +25,15 @@ def test_saved_dir_is_minimind_format_and_loads_with_autotokenizer(tiny_tokenize
     assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (0, 1, 2)
 
 
-def test_chat_template_renders_chatml(tiny_tokenizer):
+def test_chat_template_renders_chatml_as_minimind3_does(tiny_tokenizer):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"},
                 {"role": "assistant", "content": "hello"}]
     assert tiny_tokenizer.apply_chat_template(messages, tokenize=False) == (
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
-        "<|im_start|>assistant\nhello<|im_end|>\n"
+        "<|im_start|>assistant\n<think>\n\n</think>\n\nhello<|im_end|>\n"
     )
     prompt = tiny_tokenizer.apply_chat_template(messages[1:2], tokenize=False, add_generation_prompt=True)
-    assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
     ids = tiny_tokenizer(prompt, add_special_tokens=False)["input_ids"]
     assert ids[0] == 1 and ids.count(2) == 1  # the special tokens are single tokens
 

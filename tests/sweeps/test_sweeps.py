@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from compose_train import REPO_ROOT
@@ -19,14 +20,14 @@ from minimind.sweeps.resolvers import register
 SWEEPS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))
 
 
-def launch(args, module=None):
+def launch(args, module=None, env=None):
     command = [sys.executable, *(["-m", module] if module else ["train.py"]), *args]
-    return subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, text=True,
+    return subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, text=True, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def run(args, module=None, timeout=600):
-    process = launch(args, module)
+def run(args, module=None, timeout=600, env=None):
+    process = launch(args, module, env)
     output, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, output[-4000:]
     return output
@@ -48,6 +49,8 @@ def test_every_sweep_composes_at_both_scales(sweep, scale):
     params = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True)
     assert params and all(str(v) for v in params.values())
     assert cfg.tokens == cfg.sweep_grid[scale].tokens  # one token budget for every job of the sweep
+    if "data.batch_size" not in params:  # one batch size too, unless the sweep varies it
+        assert cfg.data.batch_size == cfg.sweep_grid[scale].batch_size
     if sweep == "size":
         grid = {k: str(v).split(",") for k, v in params.items()}
         guide = ("256", "4", "4")  # the study guide's hidden_size=256, 4 heads, 4 layers
@@ -113,3 +116,71 @@ def test_optuna_study_continues_where_it_stopped(tiny_run, tmp_path):
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(finished) == 4
     assert all(1e-4 <= t.params["optimizer.lr"] <= 1e-2 for t in finished)
+
+
+@pytest.mark.slow
+def test_size_sweep_with_seeds_reports_spread_and_verdicts(tiny_run, tmp_path):
+    """`sweep=size experiment=quickstart seed=1,2` (shrunk to tiny models): every configuration runs once per
+    seed, each with its seed, and the comparison groups them."""
+    sweep_dir = tmp_path / "sweep"
+    run(["-m", "sweep=size", "experiment=quickstart", *tiny_run, "model.num_hidden_layers=1,2", "seed=1,2",
+         f"hydra.sweep.dir={sweep_dir}"])
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 4
+    seen = set()
+    for job in jobs:
+        cfg = OmegaConf.load(job / "config.yaml")
+        assert summary(job)["status"] == "completed" and cfg.sweep_name == "size"
+        assert cfg.data.seed == cfg.seed  # the seed reaches data shuffling (init: tests/training/test_seed.py)
+        seen.add((cfg.model.num_hidden_layers, cfg.seed))
+    assert seen == {(1, 1), (1, 2), (2, 1), (2, 2)}
+
+    output = run([str(sweep_dir)], module="minimind.compare")
+    assert "Configurations: mean ± std over seeds" in output
+    report = (sweep_dir / "report.md").read_text()
+    assert "## Configurations" in report and "## Which differences are real?" in report
+    rows = [line for line in report.split("## Configurations")[1].split("\n## ")[0].splitlines()
+            if "num_hidden_layers=" in line]
+    assert len(rows) == 2 and all("| 2 |" in row and " ± " in row for row in rows)
+    for layers in (1, 2):  # the two seeds of one configuration trained differently
+        losses = {summary(job)["val_loss"] for job in jobs
+                  if OmegaConf.load(job / "config.yaml").model.num_hidden_layers == layers}
+        assert len(losses) == 2
+
+
+@pytest.mark.slow
+def test_failing_and_killed_multi_process_jobs_fail_alone(tiny_run, tmp_path):
+    """Three jobs of two DDP ranks each, run one after another by the same launcher process: the
+    first raises a CUDA error that breaks the process it runs in, the second is SIGKILLed (as the
+    out-of-memory killer does), the third must still complete, with both its ranks."""
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", *[o for o in tiny_run if not o.startswith(("trainer=", "tokens="))], "trainer=ddp_cpu",
+            "tokens=5120", "trainer.val_check_interval=5", "callbacks.samples=null",
+            "+callbacks.poison._target_=poison.Poison", "+callbacks.poison.mode=cuda_error,kill,none",
+            f"hydra.sweep.dir={sweep_dir}"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "tests" / "sweeps"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    run(args, env=env)
+    broken, killed, ok = (summary(sweep_dir / str(job)) for job in range(3))
+    assert broken["status"] == "failed" and "CUDA error: an illegal memory access" in broken["error"]
+    assert killed["status"] == "failed" and "killed by SIGKILL" in killed["error"]
+    assert ok["status"] == "completed" and ok["world_size"] == 2 and ok["steps"] == 10, ok["error"]
+    assert not list(sweep_dir.glob("*/.sweep_job.yaml"))
+    # No rank outlives its job: the killed job's second rank went with it.
+    leftovers = [p for p in Path("/proc").glob("[0-9]*") if str(sweep_dir) in _cmdline(p)]
+    assert not leftovers, [_cmdline(p) for p in leftovers]
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.slow
+def test_a_job_refused_by_the_launcher_records_why(tiny_run, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    run(["-m", *tiny_run, "model.hidden_size=32", "device_pool.kind=tpu", f"hydra.sweep.dir={sweep_dir}"])
+    refused = summary(sweep_dir / "0")
+    assert refused["status"] == "failed" and "device_pool.kind='tpu' is unknown" in refused["error"]

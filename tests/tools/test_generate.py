@@ -56,7 +56,7 @@ def test_chat_renders_the_whole_history_with_the_template(make_model, tokenizer,
     assert [m["role"] for m in history] == ["system", "user", "assistant", "user", "assistant"]
     assert prompts[0] == tokenizer.apply_chat_template(history[:2], tokenize=False, add_generation_prompt=True)
     assert prompts[1] == tokenizer.apply_chat_template(history[:4], tokenize=False, add_generation_prompt=True)
-    assert prompts[1].endswith("<|im_start|>assistant\n") and "Hello there" in prompts[1]
+    assert prompts[1].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n") and "Hello there" in prompts[1]
     assert out.getvalue().count("assistant: ") == 2
     # /reset starts over from the system message
     again = chat(model, tokenizer, ["Hello there", "/reset", "Hi"], Sampling(max_new_tokens=4, temperature=0),

@@ -1,4 +1,5 @@
-"""`minimind.inspect`: attention heatmaps, parameter breakdown, GQA saving, KV-cache bytes: the right numbers."""
+"""`minimind.inspect`: attention heatmaps, parameter breakdown, GQA saving, KV-cache bytes: the right numbers;
+every figure explained in summary.md; the command on a random initialisation and on a trained run."""
 
 from __future__ import annotations
 
@@ -6,16 +7,35 @@ import json
 
 import pytest
 
-from minimind.inspect import gqa_comparison, inspect_model, tensor_breakdown
+from commands import assert_clean_failure, run_main
+from minimind.inspect import FIGURES, gqa_comparison, inspect_model, main, tensor_breakdown
 from minimind.model.params import parameter_breakdown as config_breakdown
 from tools_helpers import run_tool, tiny_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
+ONE_FIGURE = {"parameters": "parameters.png", "norm": "norm.png", "rope": "rope.png", "swiglu": "swiglu.png",
+              "kv_cache": "kv_cache.png"}
+
+
+def assert_every_figure_explained(out, layers: int) -> str:
+    """Every figure is a PNG, linked from summary.md in a section with its formula and its code."""
+    summary = (out / "summary.md").read_text()
+    sections = summary.split("\n## ")[1:]
+    assert len(sections) == len(FIGURES)
+    for section in sections:
+        assert "\nFormula: `" in section and "\nCode: `minimind." in section, section
+    pngs = [*ONE_FIGURE.values(), *(f"attention_layer_{i:02d}.png" for i in range(layers))]
+    for name in pngs:
+        assert (out / name).read_bytes()[:8] == PNG
+        assert f"]({name})" in summary
+    assert sorted(p.name for p in out.iterdir()) == sorted(pngs + ["summary.json", "summary.md"])
+    return summary
 
 
 def test_writes_one_heatmap_per_layer_the_chart_and_the_summary(make_model, tokenizer, tmp_path):
     model = make_model(num_hidden_layers=3)  # 4 query heads, 2 kv heads, head_dim 16
-    report = inspect_model(model, tokenizer, "Story 1. the red cat sees a dog", tmp_path, max_tokens=8)
+    report = inspect_model(model, tokenizer, "Story 1. the red cat sees a dog", tmp_path, max_tokens=8,
+                           show=["attention", "parameters"])
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["attention_layer_00.png", "attention_layer_01.png", "attention_layer_02.png",
                      "parameters.png", "summary.json", "summary.md"]
@@ -65,10 +85,43 @@ def test_mha_and_mqa_comparisons():
     assert mqa["kind"] == "MQA" and mqa["kv_cache_saving_fraction"] == 0.75
 
 
+def test_command_on_a_random_initialisation_draws_everything(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "look"
+    code, stdout, stderr = run_main(main, ["ckpt=none", "model=tiny", "decode_tokens=4", f"out={out}"],
+                                    capsys, monkeypatch)
+    assert code == 0, stderr
+    assert "initialised model=tiny at random initialisation (seed 0): 1.61M parameters" in stderr
+    assert f"wrote 9 figures (parameters, norm, rope, attention, swiglu, kv_cache) and summary.md to {out}" in stdout
+    summary = assert_every_figure_explained(out, layers=4)
+    assert summary.startswith("# Inside model=tiny at random initialisation (seed 0)")
+    assert "Every gain is still 1 (an untrained initialisation)." in summary
+    report = json.loads((out / "summary.json").read_text())
+    assert report["show"] == list(FIGURES) and all(name in report for name in FIGURES if name != "parameters")
+    # the explanations quote this model's numbers: 2 x 4 layers x 2 kv heads x 32 x 4 bytes (fp32) per token
+    assert "2,048 bytes per token for this model in its dtype (4 bytes per element" in summary
+    assert f"in layer {report['swiglu']['layer']}, " in summary and report["swiglu"]["layer"] == 2
+
+
+def test_command_draws_only_what_show_names_and_refuses_what_cannot_be(tmp_path, capsys, monkeypatch):
+    code, stdout, _ = run_main(main, ["ckpt=none", "model=tiny", "show=[kv_cache,rope]", "decode_tokens=2",
+                                      f"out={tmp_path / 'two'}"], capsys, monkeypatch)
+    assert code == 0 and "wrote 2 figures (rope, kv_cache)" in stdout
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["kv_cache.png", "rope.png", "summary.json",
+                                                                     "summary.md"]
+    assert_clean_failure(*run_main(main, ["ckpt=none", "show=heads", f"out={tmp_path}"], capsys, monkeypatch),
+                         "heads is not a figure: choose show=all, or any of parameters, norm, rope")
+    assert_clean_failure(*run_main(main, ["ckpt=none", "model=tiny", "model.vocab_size=400", f"out={tmp_path}"],
+                                   capsys, monkeypatch), "the tokenizer has 6400 tokens but the model only 400")
+    assert_clean_failure(*run_main(main, ["ckpt=none", "model=tiny", "show=swiglu", "layer=9", f"out={tmp_path}"],
+                                   capsys, monkeypatch), "layer=9 but the model has 4 layers")
+
+
 @pytest.mark.slow
 def test_command_inspects_a_trained_run(trained_run, tmp_path):
     run_dir, _ = trained_run
-    proc = run_tool("inspect", f"ckpt={run_dir}", "prompt=Story 5. the green tree", f"out={tmp_path / 'look'}")
-    assert "wrote 2 attention figures" in proc.stdout and "KV cache 256 B/token in fp16 (512 B with MHA)" in proc.stdout
-    assert (tmp_path / "look" / "attention_layer_01.png").read_bytes()[:8] == PNG
-    assert "Story" in (tmp_path / "look" / "summary.md").read_text()
+    out = tmp_path / "look"
+    proc = run_tool("inspect", f"ckpt={run_dir}", "prompt=Story 5. the green tree", "decode_tokens=8", f"out={out}")
+    assert "wrote 7 figures" in proc.stdout and "KV cache 256 B/token in fp16 (512 B with MHA)" in proc.stdout
+    summary = assert_every_figure_explained(out, layers=2)
+    assert "Story" in summary
+    assert "Every gain is still 1" not in summary and "The learned gains range from" in summary  # trained gains

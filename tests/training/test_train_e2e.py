@@ -33,8 +33,10 @@ def test_run_dir_holds_every_output(compose_cfg, tiny_run, tmp_path):
     assert len(val_losses) == 4 and val_losses[-1] < val_losses[0]  # steps 10, 20, 30 and the final 33
     assert [float(r["val/tokens"]) for r in rows if r.get("val/loss")][-1] == 33 * 8 * 32
     for column in ("train/loss", "train/bpb", "train/ppl", "train/tokens", "train/grad_norm", "train/lr",
-                   "val/bpb", "val/ppl", "perf/tokens_per_sec"):
+                   "val/bpb", "val/ppl", "perf/tokens_per_sec", "perf/wall_time_s"):
         assert any(r.get(column) for r in rows), column
+    times = [float(r["perf/wall_time_s"]) for r in rows if r.get("perf/wall_time_s")]
+    assert times == sorted(times) and 0 < times[-1] <= summary["wall_time_s"]  # seconds since the run started
     lrs = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
     assert 3e-3 >= lrs[0] > lrs[-1] >= 3e-4  # cosine from the peak towards 0.1 of it
 

@@ -8,7 +8,11 @@
 
 DIR is a Hydra multirun dir (0/, 1/, ...), a single run dir, or any folder above them:
 run dirs are found recursively as the dirs holding summary.json or config.yaml.
-Writes report.md, comparison.csv and *.png into DIR (or --out). Exits 2 when DIR holds no run.
+Runs that differ only by `seed` (e.g. `python train.py -m sweep=size experiment=quickstart seed=1,2`)
+are one configuration: the report gives each its mean, spread and confidence interval, and says
+which differences are larger than the seed spread.
+Writes report.md, comparison.csv (configurations.csv with seeds) and *.png into DIR (or --out).
+Exits 2 when DIR holds no run.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from minimind.cli import error_message, full_errors
 from minimind.compare.report import compare
 from minimind.errors import MiniMindError
 from minimind.compare.runs import SORT_KEYS, NoRunsError
-from minimind.compare.table import to_rich
+from minimind.compare.table import groups_to_rich, to_rich
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,6 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     console.print(to_rich(result.runs, title=f"Sweep comparison: {result.sweep.name}", console=console))
     if result.common_overrides and len(result.runs) > 1:
         console.print("shared by all runs: " + " ".join(result.common_overrides), highlight=False)
+    if result.groups_csv is not None:
+        console.print(groups_to_rich(result.groups, title="Configurations: mean ± std over seeds"))
+    for verdict in result.verdicts:
+        if verdict.distinguishable:
+            console.print(f"{verdict.better.label} beats {verdict.worse.label} by {verdict.gap:.4f} "
+                          "(larger than the seed spread)", highlight=False)
+    if result.verdicts:
+        real = sum(v.distinguishable for v in result.verdicts)
+        console.print(f"{real} of {len(result.verdicts)} pairs of configurations differ by more than the seed "
+                      "spread; the others are not distinguishable at this budget (rule: report.md)", highlight=False)
+    if result.fit is not None:
+        console.print(f"loss against parameters: exponent {result.fit.law.exponent:.3f} "
+                      f"({result.fit.sizes} sizes)", highlight=False)
     for plot in result.plots:
         if plot.path is None:
             console.print(f"[dim]not drawn: {plot.filename} ({plot.note})[/]", highlight=False)

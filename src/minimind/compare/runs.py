@@ -6,8 +6,10 @@ failed, with the error); a killed job has `metrics.csv` but no `summary.json`. W
 summary lacks is filled from `metrics.csv` where it can be, and each such gap is noted.
 
 Lightning logs a training step and the validation after it at the same `step` value,
-with `train/tokens` (tokens seen so far, all ranks) on the training rows, so a
-validation row's tokens are read off the training rows at its step.
+with `train/tokens` (tokens seen so far, all ranks) and `perf/wall_time_s` (seconds since
+the run started) on the training rows, so a validation row's tokens and time are read off
+the training rows at its step. Training FLOPs are tokens times the model's own
+`training_flops_per_token` (minimind.model.flops) at the run's `data.seq_len`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from minimind.runs import (is_run_dir, load_yaml, parse_override, recorded_overr
 
 SKIP_DIRS = {"checkpoints", "wandb", "tensorboard", "__pycache__"}  # never hold run dirs
 NO_SUMMARY = "interrupted (no summary)"
+SEED = "seed"  # the one override that makes runs repeats of one configuration
 
 
 class NoRunsError(ToolError):
@@ -37,10 +41,12 @@ class NoRunsError(ToolError):
 
 @dataclass
 class Curve:
-    """A metric against tokens seen (both 1-D float arrays of equal length, tokens ascending)."""
+    """A metric against tokens seen (1-D float arrays of equal length, tokens ascending) and the
+    wall time of each point (seconds since the run started; NaN where unknown)."""
 
     tokens: np.ndarray = field(default_factory=lambda: np.zeros(0))
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.values)
@@ -53,8 +59,10 @@ class Run:
     status: str
     error: str | None = None
     overrides: list[str] | None = None  # None: not recorded anywhere
+    seed: int | None = None  # the run's `seed` (config.yaml, else its overrides)
     params: int | None = None
     breakdown: dict[str, int] | None = None  # parameter_breakdown of the run's model config
+    flops_per_token: int | None = None  # training_flops_per_token of the run's model at its seq_len
     tokens_seen: int | None = None
     steps: int | None = None
     train_loss: float | None = None
@@ -64,11 +72,22 @@ class Run:
     mfu: float | None = None
     peak_memory_mb: float | None = None
     wall_time_s: float | None = None
+    started_at: datetime | None = None  # summary.json's timestamps
+    finished_at: datetime | None = None
     train_curve: Curve = field(default_factory=Curve)
     val_curve: Curve = field(default_factory=Curve)
     config: dict[str, Any] | None = None
+    lm_eval: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> scores, from lm_eval.json
     notes: list[str] = field(default_factory=list)  # what was missing, unreadable or filled in
     label: str = ""  # the varying overrides, set by `label_runs`
+    config_label: str = ""  # the same without the seed: what the run's configuration is
+
+    @property
+    def train_flops(self) -> float | None:
+        """FLOPs spent training: tokens seen x the model's training FLOPs per token."""
+        if self.flops_per_token is None or self.tokens_seen is None:
+            return None
+        return float(self.flops_per_token) * self.tokens_seen
 
     @property
     def completed(self) -> bool:
@@ -151,6 +170,8 @@ def load_run(path: Path, root: Path | None = None) -> Run:
             setattr(run, key, _int(summary.get(key)))
         for key in ("train_loss", "val_loss", "val_bpb", "tokens_per_sec", "mfu", "peak_memory_mb", "wall_time_s"):
             setattr(run, key, _float(summary.get(key)))
+        for key in ("started_at", "finished_at"):
+            setattr(run, key, _time(summary.get(key)))
     elif (path / "summary.json").exists():
         run.status = "unknown (summary.json unreadable)"
     if run.overrides is None:
@@ -158,19 +179,31 @@ def load_run(path: Path, root: Path | None = None) -> Run:
 
     # Here, not at the top: importing the model package imports torch, which `--help` and an
     # empty dir need not wait for.
+    from minimind.harness import read_scores
     from minimind.model import MiniMindConfig
+    from minimind.model.flops import training_flops_per_token
     from minimind.model.params import parameter_breakdown
 
     run.config = _read_config(path, run)
     if run.config is not None:
+        run.seed = _int(run.config.get("seed"))
         model = run.config.get("model")
         if isinstance(model, dict):
             try:
-                run.breakdown = parameter_breakdown(MiniMindConfig.from_dict(model))
+                model_config = MiniMindConfig.from_dict(model)
+                run.breakdown = parameter_breakdown(model_config)
             except Exception as error:  # a config the model refuses is a reason to fail, not to crash here
                 run.notes.append(f"no parameter split: the model config is invalid ({_first_line(error)})")
+            else:
+                seq_len = _int((run.config.get("data") or {}).get("seq_len"))
+                if seq_len:
+                    run.flops_per_token = training_flops_per_token(model_config, seq_len)
+                else:
+                    run.notes.append("no FLOPs: the config has no data.seq_len")
         else:
             run.notes.append("no parameter split: the config has no `model` node")
+    if run.seed is None and run.overrides is not None:
+        run.seed = _int(dict(parse_override(o) for o in run.overrides).get("seed"))
     if run.breakdown is not None:
         if run.params is not None and run.params != run.breakdown["total"]:
             run.notes.append(f"summary.json counts {run.params:,} parameters, the model config gives "
@@ -182,6 +215,10 @@ def load_run(path: Path, root: Path | None = None) -> Run:
         _read_metrics(metrics_path, run)
     elif not run.failed:
         run.notes.append("no metrics.csv: no curves")
+    try:
+        run.lm_eval = read_scores(path)
+    except ToolError as error:
+        run.notes.append(str(error))
     return run
 
 
@@ -260,6 +297,7 @@ def _read_metrics(path: Path, run: Run) -> None:
     to_tokens = _step_to_tokens(tokens, run)
     if to_tokens is None and (columns.get("train/loss") or columns.get("val/loss")):
         run.notes.append("no tokens in metrics.csv or summary.json: curves cannot be placed on a token axis")
+    to_seconds = _step_to_seconds(columns.get("perf/wall_time_s", {}))
 
     def curve(column: str) -> Curve:
         points = columns.get(column, {})
@@ -268,7 +306,8 @@ def _read_metrics(path: Path, run: Run) -> None:
         steps = np.array(sorted(points), dtype=float)
         x = np.array([tokens.get(int(s), math.nan) for s in steps])
         x = np.where(np.isnan(x), to_tokens(steps), x)
-        return Curve(x, np.array([points[int(s)] for s in steps]))
+        seconds = to_seconds(steps) if to_seconds is not None else np.full(len(steps), math.nan)
+        return Curve(x, np.array([points[int(s)] for s in steps]), seconds)
 
     run.train_curve = curve("train/loss")
     run.val_curve = curve("val/loss")
@@ -290,6 +329,41 @@ def _read_metrics(path: Path, run: Run) -> None:
         filled.append("steps")
     if filled:
         run.notes.append("from metrics.csv (not in summary.json): " + ", ".join(filled))
+    if to_seconds is None and len(run.val_curve) and run.wall_time_s and run.tokens_seen:
+        # Runs logged before perf/wall_time_s: time taken as proportional to tokens.
+        run.val_curve.seconds = run.val_curve.tokens / run.tokens_seen * run.wall_time_s
+        run.notes.append("no perf/wall_time_s in metrics.csv: wall time of each validation taken as "
+                         "proportional to tokens (summary.json's wall_time_s)")
+
+
+def _piecewise(steps: np.ndarray, values: np.ndarray, per_step: float):
+    """Step -> value: interpolated between the logged steps, extrapolated at `per_step` beyond them."""
+    def mapping(s: np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=float)
+        inside = np.interp(s, steps, values)
+        below = values[0] + per_step * (s - steps[0])
+        above = values[-1] + per_step * (s - steps[-1])
+        return np.where(s < steps[0], below, np.where(s > steps[-1], above, inside))
+
+    return mapping
+
+
+def _step_to_seconds(seconds: dict[int, float]):
+    """A function mapping logged steps to seconds since the run started, or None without a time column.
+
+    Interpolated between training rows and extrapolated beyond them at the median seconds per
+    step. A resumed run restarts its clock: each restart continues from the time it stopped at.
+    """
+    if not seconds:
+        return None
+    steps = np.array(sorted(seconds), dtype=float)
+    times = np.array([seconds[int(s)] for s in steps])
+    for i in range(1, len(times)):  # a resumed run's clock starts again at 0: add the time logged before
+        if times[i] < times[i - 1]:
+            times[i:] += times[i - 1]
+    per_step = float(np.median(np.diff(times) / np.diff(steps))) if len(steps) > 1 else 0.0
+    mapping = _piecewise(steps, times, per_step)
+    return lambda s: np.maximum(0.0, mapping(s))
 
 
 def _step_to_tokens(tokens: dict[int, float], run: Run):
@@ -302,16 +376,7 @@ def _step_to_tokens(tokens: dict[int, float], run: Run):
     if tokens:
         steps = np.array(sorted(tokens), dtype=float)
         counts = np.array([tokens[int(s)] for s in steps])
-        per_step = float(np.median(counts / (steps + 1)))
-
-        def mapping(s: np.ndarray) -> np.ndarray:
-            s = np.asarray(s, dtype=float)
-            inside = np.interp(s, steps, counts)
-            below = counts[0] + per_step * (s - steps[0])
-            above = counts[-1] + per_step * (s - steps[-1])
-            return np.where(s < steps[0], below, np.where(s > steps[-1], above, inside))
-
-        return mapping
+        return _piecewise(steps, counts, float(np.median(counts / (steps + 1))))
     if run.tokens_seen and run.steps:
         per_step = run.tokens_seen / run.steps
         return lambda s: per_step * (np.asarray(s, dtype=float) + 1)
@@ -330,7 +395,8 @@ def _steady(columns: dict[str, dict[int, float]], *names: str) -> float | None:
 # ---------------------------------------------------------------------------- labels and order
 
 def label_runs(runs: list[Run]) -> list[str]:
-    """Set each run's `label` to its varying overrides, compactly; return the overrides all runs share.
+    """Set each run's `label` to its varying overrides, compactly, and its `config_label` to the same
+    without the seed; return the overrides all runs share.
 
     A key is shortened to its last part ("model.hidden_size" -> "hidden_size") where that
     stays unambiguous. A run whose overrides are not recorded is labelled by its dir name.
@@ -345,15 +411,31 @@ def label_runs(runs: list[Run]) -> list[str]:
     short = {k: last[k] if list(last.values()).count(last[k]) == 1 else k for k in varying}
     for run in runs:
         if run.overrides is None:
-            run.label = run.name
+            run.label = run.config_label = run.name
             continue
         values = dict(parse_override(o) for o in run.overrides)
         parts = [f"{short[k]}={values[k]}" for k in varying if k in values]  # absent keys: the default
+        config_parts = [f"{short[k]}={values[k]}" for k in varying if k in values and k != SEED]
         run.label = ", ".join(parts) if parts else ("(defaults)" if varying else run.name)
+        if config_parts:
+            run.config_label = ", ".join(config_parts)
+        elif any(k != SEED for k in varying):
+            run.config_label = "(defaults)"
+        else:  # only the seed varies (or nothing, for a single run)
+            run.config_label = "(every run)" if len(runs) > 1 else run.label
     if len(runs) > 1 and len({r.label for r in runs}) < len(runs):  # same overrides twice (e.g. seeds)
         for run in runs:
             run.label = f"{run.name}: {run.label}" if run.label != run.name else run.name
     return [f"{k}={known[0][k]}" for k in common] if known else []
+
+
+def configuration_key(run: Run) -> tuple:
+    """What a run is apart from its seed: its overrides without `seed`, in a fixed order.
+
+    Runs whose overrides are not recorded are each their own configuration."""
+    if run.overrides is None:
+        return ("unrecorded", run.name)
+    return tuple(sorted((k, v) for k, v in map(parse_override, run.overrides) if k != SEED))
 
 
 SORT_KEYS = {  # key -> (Run attribute, descending)
@@ -430,6 +512,13 @@ def _float(value: Any) -> float | None:
 def _int(value: Any) -> int | None:
     number = _float(value)
     return None if number is None else int(number)
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _str_list(value: Any) -> list[str] | None:

@@ -7,8 +7,9 @@ documents' token ids back to back, uint16 when the vocabulary allows, else uint3
 (counts, bad-record report).
 
 The key hashes what decides those bytes: the corpus's content fingerprint, the tokenizer's
-fingerprint, the format and the validation fraction. `seq_len` and `packing` are not in it:
-they are applied when reading, so changing them reuses the same cache.
+fingerprint, the format, the validation fraction and, for SFT, how conversations are rendered
+(`ChatOptions`). `seq_len` and `packing` are not in it: they are applied when reading, so
+changing them reuses the same cache.
 
 The build runs once even when parallel jobs start together (`build_once`), logs progress with
 tokens/s, and meets every bad record before training starts.
@@ -32,19 +33,21 @@ from transformers import PreTrainedTokenizerFast
 from minimind.data import tokenizer as tok_format
 from minimind.data.build_once import build_once
 from minimind.data.corpus import Corpus
-from minimind.data.encode import Encoder
+from minimind.data.encode import ChatOptions, Encoder
 from minimind.data.errors import BadRecords, DataError
 from minimind.data.records import is_val
 
 log = logging.getLogger(__name__)
 
 VERSION = 1  # bump when the layout changes
+SFT_MASK_RULE = 2  # bump when the trained tokens of a conversation change (2: the newline after <|im_end|>)
 SPLITS = ("train", "val")
 ENCODE_GROUP = 256  # documents per encode_batch call
 PROGRESS_EVERY_S = 5.0
 
 
-def cache_key(corpus: Corpus, tokenizer: PreTrainedTokenizerFast, fmt: str, val_fraction: float) -> str:
+def cache_key(corpus: Corpus, tokenizer: PreTrainedTokenizerFast, fmt: str, val_fraction: float,
+              chat_options: ChatOptions = ChatOptions()) -> str:
     parts = {
         "version": VERSION,
         "corpus": corpus.fingerprint(),
@@ -52,6 +55,8 @@ def cache_key(corpus: Corpus, tokenizer: PreTrainedTokenizerFast, fmt: str, val_
         "format": fmt,
         "val_fraction": val_fraction,
     }
+    if fmt != "pretrain":  # conversations (sft), or pairs of them (dpo)
+        parts.update(mask_rule=SFT_MASK_RULE, render=chat_options.key())
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -80,8 +85,9 @@ class TokenCache:
         return np.memmap(self.path / name, dtype=dtype, mode="r")
 
 
-def _write(tmp: Path, corpus: Corpus, tokenizer: PreTrainedTokenizerFast, fmt: str, val_fraction: float, policy: str):
-    encoder, bad = Encoder(tokenizer, fmt), BadRecords(policy)
+def _write(tmp: Path, corpus: Corpus, tokenizer: PreTrainedTokenizerFast, fmt: str, val_fraction: float, policy: str,
+           chat_options: ChatOptions):
+    encoder, bad = Encoder(tokenizer, fmt, chat_options), BadRecords(policy)
     dtype = np.uint16 if len(tokenizer) <= 2**16 else np.uint32
     files = {s: open(tmp / f"{s}.tokens", "wb") for s in SPLITS}
     masks = {s: open(tmp / f"{s}.mask", "wb") for s in SPLITS} if fmt != "pretrain" else {}
@@ -89,7 +95,7 @@ def _write(tmp: Path, corpus: Corpus, tokenizer: PreTrainedTokenizerFast, fmt: s
     start = last = time.monotonic()
     records = corpus.records(fmt, bad)
     while group := list(islice(records, ENCODE_GROUP)):
-        for record, (ids, mask) in zip(group, encoder.encode([r.value for r in group])):
+        for record, (ids, mask) in zip(group, encoder.encode(group)):
             split = "val" if is_val(record.doc_id, val_fraction) else "train"
             files[split].write(ids.astype(dtype).tobytes())
             if masks:
@@ -127,10 +133,12 @@ def ensure_cache(
     val_fraction: float,
     root: Path,
     on_bad_record: str = "error",
+    chat_options: ChatOptions = ChatOptions(),
 ) -> tuple[TokenCache, bool]:
     """The cache for these settings, built first if missing; True if this call built it."""
-    path = root / "tokens" / cache_key(corpus, tokenizer, fmt, val_fraction)
-    built = build_once(path, lambda tmp: _write(tmp, corpus, tokenizer, fmt, val_fraction, on_bad_record))
+    path = root / "tokens" / cache_key(corpus, tokenizer, fmt, val_fraction, chat_options)
+    built = build_once(path, lambda tmp: _write(tmp, corpus, tokenizer, fmt, val_fraction, on_bad_record,
+                                                chat_options))
     if not built:
         log.info("reusing token cache %s", path)
     return TokenCache(path), built

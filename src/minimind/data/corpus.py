@@ -2,8 +2,9 @@
 
 The one string selects the source:
 
-* `default`: the embedded corpus (`default_corpus.py`), no network needed; with `data.format=dpo`,
-  the embedded preference pairs made from it (`default_preference.py`);
+* `default`: the embedded corpus (`default_corpus.py`), no network needed; with `data.format=sft`,
+  the embedded conversations made from it (`default_sft.py`), with `data.format=dpo` the embedded
+  preference pairs made from those (`default_preference.py`);
 * `hf:NAME[:SPLIT]` / `hf:NAME:CONFIG:SPLIT`: a Hugging Face dataset, streamed;
 * anything else: a local file, directory or glob of `.jsonl`, `.txt` and `.parquet` files.
 
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 from minimind.data.default_corpus import DefaultSource
 from minimind.data.default_preference import DefaultPreferenceSource
+from minimind.data.default_sft import DefaultSFTSource
 from minimind.data.errors import BadRecords, DataError
 from minimind.data.hf_source import PREFIX, HFSource
 from minimind.data.local_files import LocalFiles
@@ -24,10 +26,11 @@ from minimind.data.records import FORMATS, Record, detect_format, extract
 
 class Corpus:
     def __init__(self, path: str, fmt: str = "auto") -> None:
-        """fmt: the data format asked for (`default` is a pretraining corpus, or with `dpo` a set of pairs)."""
+        """fmt: the data format asked for (`default` is a pretraining corpus, with `sft` a conversation set,
+        with `dpo` a set of preference pairs)."""
         path = str(path)
         if path == "default":
-            self.source = DefaultPreferenceSource() if fmt == "dpo" else DefaultSource()
+            self.source = {"sft": DefaultSFTSource, "dpo": DefaultPreferenceSource}.get(fmt, DefaultSource)()
         elif path.startswith(PREFIX):
             self.source = HFSource(path)
         else:

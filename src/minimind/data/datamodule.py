@@ -3,6 +3,9 @@
     data = MiniMindDataModule(path="default", seq_len=256, batch_size=16)
     trainer.fit(model, datamodule=data)  # batches: {"input_ids": (B, T), "labels": (B, T)}
 
+Packed SFT batches (`format="sft", packing=True`) also hold `document_ids` (B, T), which the
+model takes to keep the conversations sharing a row apart.
+
 Preference pairs (`format="dpo"`) are batched as `preference.PairRows` says: the chosen rows, then
 the rejected rows, and each pair's `pair_index`.
 
@@ -31,10 +34,11 @@ from minimind.data import tokenizer as tok_format
 from minimind.data.cache import Split, TokenCache, ensure_cache
 from minimind.data.cached_dataset import CachedDataset
 from minimind.data.corpus import Corpus
+from minimind.data.encode import ChatOptions
 from minimind.data.default_tokenizer import resolve_tokenizer
 from minimind.data.errors import POLICIES, BadRecords, DataError
 from minimind.data.loader import ResumableLoader
-from minimind.data.packing import DocRows, PackedRows
+from minimind.data.packing import DocRows, PackedDocRows, PackedRows
 from minimind.data.preference import PairRows, pair_settings_problems
 from minimind.data.records import FORMATS
 from minimind.data.streaming_dataset import StreamingDataset
@@ -47,7 +51,8 @@ STREAMED_VAL_BATCHES = 50  # a remote stream has no known end: validate on this 
 
 def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int = 0, format: str = "auto",
                       shuffle_buffer: int = 0, val_fraction: float = 0.05, on_bad_record: str = "error",
-                      max_val_batches: int | None = None, packing: bool | None = None, cache: bool | None = None,
+                      max_val_batches: int | None = None, add_system_ratio: float = 0.0,
+                      strip_empty_think: float = 0.0, packing: bool | None = None, cache: bool | None = None,
                       **_: Any) -> list[str]:
     """Every data setting that cannot work, each with its valid range (the training preflight reports them
     together with the rest of the config's problems; the data module refuses them when built directly)."""
@@ -63,6 +68,10 @@ def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int
         (on_bad_record in POLICIES, f"data.on_bad_record={on_bad_record!r} must be one of {POLICIES}"),
         (max_val_batches is None or (isinstance(max_val_batches, int) and max_val_batches >= 1),
          f"data.max_val_batches={max_val_batches} must be null or an integer >= 1"),
+        *((isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1,
+           f"data.{name}={p} must be a probability in [0, 1] (0: off; upstream uses {upstream})")
+          for name, p, upstream in (("add_system_ratio", add_system_ratio, 0.2),
+                                    ("strip_empty_think", strip_empty_think, 0.8))),
     ]
     problems = [message for ok, message in checks if not ok]
     return problems + (pair_settings_problems(packing, cache) if format == "dpo" else [])
@@ -71,13 +80,15 @@ def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int
 class MiniMindDataModule(LightningDataModule):
     """Args (Hydra: `data.<name>=...`):
 
-    path: `default` (embedded corpus), a local file/directory/glob of .jsonl/.txt/.parquet, or `hf:NAME[:SPLIT]`.
+    path: `default` (the embedded corpus; with format=sft the embedded conversations about it), a local
+        file/directory/glob of .jsonl/.txt/.parquet, or `hf:NAME[:SPLIT]`.
     tokenizer: a tokenizer directory in MiniMind's format; None/"default": train (once) the default one.
     seq_len, batch_size: rows are (batch_size, seq_len).
     num_workers: DataLoader worker processes (0: read in the training process, fine with the cache).
     format: `auto` (from the first record), `pretrain` ({"text"}), `sft` ({"conversations"}) or `dpo`
         ({"chosen", "rejected"}: preference pairs; with path `default`, the embedded ones).
-    packing: pack documents into full rows (default for pretrain) or one per padded row (default for sft).
+    packing: pack documents into full rows (default for pretrain) or one per padded row (default for sft);
+        packed SFT rows hold whole conversations that never attend to each other.
     shuffle_buffer: rows in the shuffle buffer of a streamed corpus (a cached corpus is fully permuted).
     seed: shuffling seed (each epoch is a new permutation of it).
     val_fraction: share of documents held out for validation, chosen by a hash of their id (0: none).
@@ -86,6 +97,9 @@ class MiniMindDataModule(LightningDataModule):
     on_bad_record: `error` (stop at the first bad record, naming its file and line) or `skip` (count them).
     max_val_batches: cap on validation batches per rank (None: the whole validation split; for a streamed
         `hf:` corpus without a cache, 50, since finding its whole validation split means reading all of it).
+    add_system_ratio, strip_empty_think: upstream's SFT augmentations, as probabilities (0: off; upstream
+        uses 0.2 and 0.8): a random system prompt for conversations without one, and empty think blocks
+        removed. Each conversation's draw is fixed by `seed` and its id (see `minimind.data.encode`).
     """
 
     def __init__(
@@ -104,16 +118,20 @@ class MiniMindDataModule(LightningDataModule):
         cache_dir: str | None = None,
         on_bad_record: str = "error",
         max_val_batches: int | None = None,
+        add_system_ratio: float = 0.0,
+        strip_empty_think: float = 0.0,
     ) -> None:
         super().__init__()
         problems = settings_problems(seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, format=format,
                                      shuffle_buffer=shuffle_buffer, val_fraction=val_fraction,
-                                     on_bad_record=on_bad_record, max_val_batches=max_val_batches, packing=packing,
-                                     cache=cache)
+                                     on_bad_record=on_bad_record, max_val_batches=max_val_batches,
+                                     add_system_ratio=add_system_ratio, strip_empty_think=strip_empty_think,
+                                     packing=packing, cache=cache)
         if problems:
             raise DataError("; ".join(problems))
         self.save_hyperparameters()
         self.corpus = Corpus(path, format)
+        self.chat_options = ChatOptions(float(add_system_ratio), float(strip_empty_think), seed)
         self.use_cache = not self.corpus.streaming if cache is None else bool(cache)
         self.root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self._cache: TokenCache | None = None
@@ -226,7 +244,8 @@ class MiniMindDataModule(LightningDataModule):
     def _open_cache(self) -> TokenCache:
         if self._cache is None:
             self._cache, _ = ensure_cache(
-                self.corpus, self.tokenizer, self.format, self.hparams.val_fraction, self.root, self.hparams.on_bad_record
+                self.corpus, self.tokenizer, self.format, self.hparams.val_fraction, self.root, self.hparams.on_bad_record,
+                self.chat_options,
             )
         return self._cache
 
@@ -270,13 +289,17 @@ class MiniMindDataModule(LightningDataModule):
                 self.corpus, self.format, self.tokenizer, h.seq_len, h.batch_size, self.packing, train=train,
                 val_fraction=h.val_fraction, rank=rank, world_size=world_size, seed=h.seed,
                 shuffle_buffer=h.shuffle_buffer, max_batches=max_batches, on_bad_record=h.on_bad_record,
+                chat_options=self.chat_options,
             )
         name = "train" if train else "val"
         split = self._split(name)
-        if self.packing:
+        pad_id = self.tokenizer.pad_token_id
+        if self.packing and self.format == "sft":
+            rows = PackedDocRows(split.tokens, split.mask, split.offsets, h.seq_len, pad_id)
+        elif self.packing:
             rows = PackedRows(split.tokens, split.mask, h.seq_len)
         else:
-            rows = DocRows(split.tokens, split.mask, split.offsets, h.seq_len, self.tokenizer.pad_token_id)
+            rows = DocRows(split.tokens, split.mask, split.offsets, h.seq_len, pad_id)
         return CachedDataset(rows, h.batch_size, rank, world_size, h.seed, train=train, max_batches=max_batches, name=name)
 
     def _split(self, name: str) -> Split:

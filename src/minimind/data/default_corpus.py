@@ -7,6 +7,8 @@ the running interpreter's standard library,
 * for each stdlib module, one document made of its docstrings in source order, each under
   a header line (`class json.JSONDecoder(object)`, `def json.dumps(obj, *, skipkeys=False, ...)`).
 
+`default_sft.py` makes the embedded SFT conversations from the same definitions.
+
 The documents and their order depend only on the Python version (about 2.5 MB, 700 documents
 for CPython 3.11), so the train/validation split (by hash of the document id) and the caches
 built from it are the same on every machine running that version.
@@ -19,9 +21,8 @@ import hashlib
 import os
 import sys
 import sysconfig
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 # Bump when the extraction below changes, so caches built from the old text are not reused.
 VERSION = 1
@@ -55,30 +56,50 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> s
     return f"({ast.unparse(node.args)})"
 
 
-def _docstrings(body: list[ast.stmt], prefix: str) -> Iterator[str]:
-    """`header\\n\\ndocstring` for each documented class/function, classes recursively."""
+def definitions(body: list[ast.stmt], prefix: str) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef |
+                                                                      ast.ClassDef]]:
+    """(qualified name, node) of each class and function in `body`, classes' members recursively, in
+    source order (what the corpus documents, and what the embedded SFT set asks about)."""
     for node in body:
-        if not isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        name = f"{prefix}{node.name}"
-        doc = ast.get_docstring(node)
-        if doc:
-            kind = "class" if isinstance(node, ast.ClassDef) else "def"
-            yield f"{kind} {name}{_signature(node)}\n\n{doc}"
-        if isinstance(node, ast.ClassDef):
-            yield from _docstrings(node.body, f"{name}.")
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            name = f"{prefix}{node.name}"
+            yield name, node
+            if isinstance(node, ast.ClassDef):
+                yield from definitions(node.body, f"{name}.")
+
+
+def parse_module(path: Path) -> ast.Module | None:
+    """A stdlib module's syntax tree (None when it does not parse)."""
+    try:
+        return ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError):
+        return None
+
+
+def documented(path: Path) -> list[tuple[str, str]]:
+    """A module's documented classes and functions as (header line, docstring), in source order:
+    ("def json.dumps(obj, *, skipkeys=False, ...)", "Serialize ``obj`` to a JSON formatted ``str``...")."""
+    tree = parse_module(path)
+    if tree is None:
+        return []
+    return [(f"{'class' if isinstance(node, ast.ClassDef) else 'def'} {name}{_signature(node)}", doc)
+            for name, node in definitions(tree.body, f"{module_name(path)}.")
+            if (doc := ast.get_docstring(node))]
 
 
 def module_text(path: Path) -> str:
     """One module's docstrings as a document ('' when it has none or does not parse)."""
-    try:
-        tree = ast.parse(path.read_bytes())
-    except (SyntaxError, ValueError):
+    tree = parse_module(path)
+    if tree is None:
         return ""
-    name = module_name(path)
     parts = [doc] if (doc := ast.get_docstring(tree)) else []
-    parts += _docstrings(tree.body, f"{name}.")
-    return f"Module {name}\n\n" + "\n\n".join(parts) if parts else ""
+    parts += [f"{header}\n\n{doc}" for header, doc in documented(path)]
+    return f"Module {module_name(path)}\n\n" + "\n\n".join(parts) if parts else ""
+
+
+def module_doc_id(path: Path) -> str:
+    """A module's document id: what the train/validation split hashes."""
+    return f"stdlib/{module_name(path)}"
 
 
 def documents() -> Iterator[tuple[str, str]]:
@@ -90,7 +111,7 @@ def documents() -> Iterator[tuple[str, str]]:
             yield f"pydoc_topics/{key}", topics[key].strip()
     for path in module_files():
         if text := module_text(path):
-            yield f"stdlib/{module_name(path)}", text
+            yield module_doc_id(path), text
 
 
 def fingerprint() -> str:
@@ -105,26 +126,16 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
-class EmbeddedSource:
-    """A set made at run time from the running Python (nothing downloaded) as a corpus source: `data.path=default`."""
+class DefaultSource:
+    """`data.path=default` as a corpus source."""
 
     name = "default"
     streaming = False
-
-    def __init__(self, label: str, documents: Callable[[], Iterator[tuple[str, Any]]], fingerprint: Callable[[], str],
-                 text_only: bool) -> None:
-        self.label, self._documents, self._fingerprint, self.text_only = label, documents, fingerprint, text_only
+    text_only = True
 
     def fingerprint(self) -> str:
-        return self._fingerprint()
+        return fingerprint()
 
-    def raw(self, bad: object) -> Iterator[tuple[str, str, Any, None]]:
-        for doc_id, payload in self._documents():
-            yield doc_id, f"{self.label}: {doc_id}", payload, None
-
-
-class DefaultSource(EmbeddedSource):
-    """`data.path=default` as a pretraining corpus."""
-
-    def __init__(self) -> None:
-        super().__init__("default corpus", documents, fingerprint, text_only=True)
+    def raw(self, bad: object) -> Iterator[tuple[str, str, str, None]]:
+        for doc_id, text in documents():
+            yield doc_id, f"default corpus: {doc_id}", text, None

@@ -23,7 +23,7 @@ from minimind.paths import cache_dir
 log = logging.getLogger(__name__)
 
 VOCAB_SIZE = 6400  # MiniMind's
-RECIPE = 1  # bump when train_tokenizer's recipe changes
+RECIPE = 2  # bump when train_tokenizer's recipe (or the chat template it writes) changes
 
 
 def default_tokenizer_dir(root: Path | None = None, vocab_size: int = VOCAB_SIZE) -> Path:

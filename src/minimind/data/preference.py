@@ -28,7 +28,7 @@ or skip and count):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ import torch
 
 from minimind.data.errors import BadRecords
 from minimind.data.packing import IGNORE, labels_for, pad_row, to_batch
+from minimind.data.records import Record, detect_format, extract
 
 TRAINED, REJECTED = 1, 2  # the bits of a pair's mask byte
 SIDES = ("chosen", "rejected")
@@ -68,8 +69,6 @@ def _prompt(conversation: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def extract_pair(obj: Any, where: str, bad: BadRecords) -> Pair | None:
     """The record's two conversations, checked, or None after reporting why not."""
-    from minimind.data.records import detect_format, extract
-
     if not isinstance(obj, dict):
         bad(where, "wrong type", f"expected a JSON object, got {type(obj).__name__}", PAIR_FIX)
         return None
@@ -106,11 +105,13 @@ def extract_pair(obj: Any, where: str, bad: BadRecords) -> Pair | None:
     return Pair(chosen, rejected)
 
 
-def encode_pairs(encode_conversations: Callable[[list], list[tuple[np.ndarray, np.ndarray]]],
-                 pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
+def encode_pairs(encode_conversations: Callable[[list[Record]], list[tuple[np.ndarray, np.ndarray]]],
+                 records: list[Record]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each pair as one document: (chosen ids ++ rejected ids, mask bytes of TRAINED | REJECTED).
-    `encode_conversations` is the SFT encoding (`Encoder(tokenizer, "sft").encode`)."""
-    flat = encode_conversations([side for pair in pairs for side in (pair.chosen, pair.rejected)])
+    `encode_conversations` is the SFT encoding (`Encoder(tokenizer, "sft", options).encode`); both sides
+    keep the pair's id, so what `ChatOptions` draws for it (a system prompt) is the same on both."""
+    sides = [replace(r, value=conversation) for r in records for conversation in (r.value.chosen, r.value.rejected)]
+    flat = encode_conversations(sides)
     out = []
     for (chosen, chosen_mask), (rejected, rejected_mask) in zip(flat[0::2], flat[1::2]):
         mask = np.concatenate([chosen_mask.astype(np.uint8) * TRAINED,

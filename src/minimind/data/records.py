@@ -4,7 +4,11 @@ Three formats, as in upstream MiniMind's JSONL files:
 
 * `pretrain`: `{"text": "..."}`, a non-empty string;
 * `sft`: `{"conversations": [{"role": "user", "content": "..."}, {"role": "assistant", ...}]}`,
-  with at least one assistant message (the only text that is trained on);
+  with at least one assistant message (the only text that is trained on). Messages may also
+  carry upstream's other fields: `reasoning_content` (an assistant's thinking, rendered as a
+  `<think>` block), `tools` (on the system message: the functions on offer) and `tool_calls`
+  (on an assistant message: the calls it makes), each a list or that list as a JSON string, as
+  upstream's files have them; `tool` messages hold the calls' results.
 * `dpo`: `{"chosen": [messages], "rejected": [messages]}`, a preference pair of two such
   conversations with the same prompt (`preference.py`).
 
@@ -15,6 +19,7 @@ is the same in every run, on every machine, and whatever the order of reading.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +34,7 @@ class Record:
     index: int  # position among all raw records of the corpus (what sharding divides)
     doc_id: str  # stable name, e.g. "books/a.jsonl:17" (what the split hashes)
     where: str  # for messages: "/abs/path/books/a.jsonl:17"
-    value: Any  # the text (pretrain), the conversation (sft), or a `preference.Pair` (dpo)
+    value: Any  # the text (pretrain), the conversation (sft: messages normalised by `extract`), a `preference.Pair` (dpo)
 
 
 def is_val(doc_id: str, val_fraction: float) -> bool:
@@ -49,25 +54,90 @@ def detect_format(obj: Any) -> str | None:
     return None
 
 
-def _conversation(value: Any, where: str, bad: BadRecords) -> list[dict[str, str]] | None:
-    fix = 'write "conversations": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]'
-    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
-        bad(where, "wrong type", f"'conversations' must be a list of messages, got {type(value).__name__}", fix)
-        return None
-    if not value:
-        bad(where, "empty document", "the conversation has no messages", fix)
-        return None
-    for i, m in enumerate(value):
-        if not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            bad(where, "missing field", f"message {i} needs string 'role' and 'content' (has {sorted(m)})", fix)
-            return None
-    if not any(m["role"] == "assistant" and m["content"].strip() for m in value):
-        bad(where, "empty document", "no non-empty assistant message, so nothing to train on", fix)
-        return None
+ROLES = ("system", "user", "assistant", "tool")
+SFT_FIX = 'write "conversations": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]'
+
+
+class BadMessage(Exception):
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind, self.detail = kind, detail
+
+
+def _json_list(value: Any, name: str, i: int) -> list[dict[str, Any]]:
+    """A `tools` / `tool_calls` field: a list, or a JSON string of one (upstream's files store strings)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise BadMessage("malformed JSON", f"message {i}: '{name}' is not valid JSON ({e.msg}, column {e.colno})")
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise BadMessage("wrong type", f"message {i}: '{name}' must be a list of objects (or a JSON string of "
+                         f"one), got {type(value).__name__}")
     return value
 
 
-def extract(obj: Any, fmt: str, where: str, bad: BadRecords) -> str | list[dict[str, str]] | None:
+def _tool_calls(value: Any, i: int) -> list[dict[str, Any]]:
+    calls = _json_list(value, "tool_calls", i)
+    for call in calls:
+        function = call.get("function", call)  # OpenAI's {"function": {"name", "arguments"}} or flat
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise BadMessage("wrong type", f"message {i}: each tool call needs a string 'name' "
+                             "(or 'function': {'name': ...})")
+    return calls
+
+
+def _message(m: dict[str, Any], i: int) -> dict[str, Any]:
+    """One message checked and normalised: role, content, and those optional fields that are set."""
+    role, content = m.get("role"), m.get("content")
+    if not isinstance(role, str) or (content is None and not m.get("tool_calls")):
+        raise BadMessage("missing field", f"message {i} needs string 'role' and 'content' (has {sorted(m)})")
+    if role not in ROLES:
+        raise BadMessage("unknown role", f"message {i} has role {role!r}; the roles are {', '.join(ROLES)}")
+    out: dict[str, Any] = {"role": role, "content": "" if content is None else content}
+    if not isinstance(out["content"], str):
+        raise BadMessage("wrong type", f"message {i}: 'content' must be a string, got {type(content).__name__}")
+    if m.get("reasoning_content") is not None:
+        if not isinstance(m["reasoning_content"], str):
+            raise BadMessage("wrong type", f"message {i}: 'reasoning_content' must be a string, got "
+                             f"{type(m['reasoning_content']).__name__}")
+        out["reasoning_content"] = m["reasoning_content"]
+    if m.get("tool_calls") is not None:
+        if role != "assistant":
+            raise BadMessage("wrong type", f"message {i} ({role}) has 'tool_calls'; only assistants call tools")
+        out["tool_calls"] = _tool_calls(m["tool_calls"], i)
+    if m.get("tools") is not None:
+        if role != "system":
+            raise BadMessage("wrong type", f"message {i} ({role}) has 'tools'; the tools on offer belong on the "
+                             "system message")
+        out["tools"] = _json_list(m["tools"], "tools", i)
+    return out
+
+
+def _trainable(m: dict[str, Any]) -> bool:
+    return m["role"] == "assistant" and bool(m["content"].strip() or m.get("reasoning_content", "").strip()
+                                             or m.get("tool_calls"))
+
+
+def _conversation(value: Any, where: str, bad: BadRecords) -> list[dict[str, Any]] | None:
+    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+        bad(where, "wrong type", f"'conversations' must be a list of messages, got {type(value).__name__}", SFT_FIX)
+        return None
+    if not value:
+        bad(where, "empty document", "the conversation has no messages", SFT_FIX)
+        return None
+    try:
+        messages = [_message(m, i) for i, m in enumerate(value)]
+    except BadMessage as e:
+        bad(where, e.kind, e.detail, SFT_FIX)
+        return None
+    if not any(_trainable(m) for m in messages):
+        bad(where, "empty document", "no non-empty assistant message, so nothing to train on", SFT_FIX)
+        return None
+    return messages
+
+
+def extract(obj: Any, fmt: str, where: str, bad: BadRecords) -> str | list[dict[str, Any]] | None:
     """The record's text (pretrain) or conversation (sft), or None after reporting why not."""
     if obj is None:  # the reader already reported it
         return None

@@ -26,7 +26,7 @@ from torch.utils.data import IterableDataset
 from transformers import PreTrainedTokenizerFast
 
 from minimind.data.corpus import Corpus
-from minimind.data.encode import Encoder
+from minimind.data.encode import ChatOptions, Encoder
 from minimind.data.errors import BadRecords, DataError
 from minimind.data.packing import Packer, to_batch
 from minimind.data.records import is_val
@@ -55,18 +55,19 @@ class StreamingDataset(IterableDataset):
         shuffle_buffer: int = 256,
         max_batches: int | None = None,
         on_bad_record: str = "error",
+        chat_options: ChatOptions = ChatOptions(),
     ) -> None:
         check_rank(rank, world_size)
         self.corpus, self.fmt, self.tokenizer = corpus, fmt, tokenizer
         self.seq_len, self.batch_size, self.packing, self.train = seq_len, batch_size, packing, train
         self.val_fraction, self.rank, self.world_size, self.seed = val_fraction, rank, world_size, seed
         self.shuffle_buffer = shuffle_buffer if train else 0
-        self.max_batches, self.on_bad_record = max_batches, on_bad_record
+        self.max_batches, self.on_bad_record, self.chat_options = max_batches, on_bad_record, chat_options
         self._reset()
 
     def _reset(self) -> None:
         self.passes = self.cursor = self.pass_records = self.batches = 0
-        self.packer = Packer(self.seq_len, self.packing, self.tokenizer.pad_token_id)
+        self.packer = Packer(self.seq_len, self.packing, self.tokenizer.pad_token_id, documents=self.fmt == "sft")
         self.buffer = ShuffleBuffer(self.shuffle_buffer, self.seed)
         self.ready: list[np.ndarray] = []
         self.fresh = True  # the buffer is seeded per worker on the first iteration
@@ -96,7 +97,7 @@ class StreamingDataset(IterableDataset):
         if self.fresh:
             self.buffer, self.fresh = ShuffleBuffer(self.shuffle_buffer, [self.seed, shard]), False
         quota = None if self.max_batches is None else len(range(worker, self.max_batches, workers))
-        encoder, bad = Encoder(self.tokenizer, self.fmt), BadRecords(self.on_bad_record)
+        encoder, bad = Encoder(self.tokenizer, self.fmt, self.chat_options), BadRecords(self.on_bad_record)
         records = self._records(shard, shards, bad)
         while True:
             while len(self.ready) >= self.batch_size:
@@ -109,6 +110,7 @@ class StreamingDataset(IterableDataset):
             if group:
                 self._add(group, encoder)
             elif not self.train:  # one pass; a last, partial batch
+                self.ready += self.packer.flush()  # packed SFT: the conversations waiting for a row
                 if self.ready and (quota is None or self.batches < quota):
                     yield self._batch(self.ready)
                 return
@@ -122,7 +124,7 @@ class StreamingDataset(IterableDataset):
                 records = self._records(shard, shards, bad)
 
     def _add(self, group: list, encoder: Encoder) -> None:
-        for ids, mask in encoder.encode([r.value for r in group]):
+        for ids, mask in encoder.encode(group):
             for row in self.packer.add(ids, mask):
                 if (out := self.buffer.push(row)) is not None:
                     self.ready.append(out)
@@ -130,8 +132,7 @@ class StreamingDataset(IterableDataset):
 
     @staticmethod
     def _batch(rows: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        stacked = np.stack(rows)
-        return to_batch(stacked[:, 0], stacked[:, 1])
+        return to_batch(np.stack(rows))
 
     def state_dict(self) -> dict[str, Any]:
         ready = torch.from_numpy(np.stack(self.ready)) if self.ready else torch.empty(0)

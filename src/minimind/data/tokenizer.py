@@ -24,13 +24,59 @@ EOS, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = (EOS, IM_START, IM_END)
 MIN_VOCAB = 256 + len(SPECIAL_TOKENS)  # every byte, plus the specials
 
-# ChatML, one message per block; `add_generation_prompt` opens the assistant's turn.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+# ChatML as minimind-3 renders it (upstream's train_tokenizer.py writes the same format), one
+# message per block:
+# * every assistant turn opens with a <think> block: its `reasoning_content` (or a <think>...</think>
+#   prefix of its content), empty when there is none; its `tool_calls` follow as <tool_call> JSON;
+# * `tools=[...]` (upstream takes them from the system message) are listed in the system block;
+# * `tool` messages (results) are shown to the model as a user turn of <tool_response> blocks;
+# * `add_generation_prompt` opens the assistant's turn with an empty think block (`open_thinking=True`:
+#   an open one, for the model to think first).
+CHAT_TEMPLATE = """\
+{%- if tools or messages[0].role == 'system' %}
+    {{- '<|im_start|>system\\n' }}
+    {%- if messages[0].role == 'system' %}{{- messages[0].content }}{%- endif %}
+    {%- if tools %}
+        {%- if messages[0].role == 'system' %}{{- '\\n\\n' }}{%- endif %}
+        {{- '# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n'
+            'You are provided with function signatures within <tools></tools> XML tags:\\n<tools>' }}
+        {%- for tool in tools %}{{- '\\n' + tool | tojson }}{%- endfor %}
+        {{- '\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments '
+            'within <tool_call></tool_call> XML tags:\\n<tool_call>\\n'
+            '{"name": <function-name>, "arguments": <args-json-object>}\\n</tool_call>' }}
+    {%- endif %}
+    {{- '<|im_end|>\\n' }}
+{%- endif %}
+{%- for message in messages %}
+    {%- set content = message.content if message.content is string else '' %}
+    {%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}
+    {%- elif message.role == 'assistant' %}
+        {%- set reasoning = '' %}
+        {%- if message.reasoning_content is string %}
+            {%- set reasoning = message.reasoning_content %}
+        {%- elif '</think>' in content %}
+            {%- set reasoning = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}
+            {%- set content = content.split('</think>')[-1].lstrip('\\n') %}
+        {%- endif %}
+        {{- '<|im_start|>assistant\\n<think>\\n' + reasoning.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}
+        {%- for call in message.tool_calls or [] %}
+            {%- if content or not loop.first %}{{- '\\n' }}{%- endif %}
+            {%- set call = call.function if call.function else call %}
+            {{- '<tool_call>\\n{"name": "' + call.name + '", "arguments": ' }}
+            {{- call.arguments if call.arguments is string else call.arguments | tojson }}
+            {{- '}\\n</tool_call>' }}
+        {%- endfor %}
+        {{- '<|im_end|>\\n' }}
+    {%- elif message.role == 'tool' %}
+        {%- if loop.first or messages[loop.index0 - 1].role != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}
+        {{- '\\n<tool_response>\\n' + content + '\\n</tool_response>' }}
+        {%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}{{- '<|im_end|>\\n' }}{%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' + ('<think>\\n' if open_thinking is true else '<think>\\n\\n</think>\\n\\n') }}
+{%- endif %}"""
 
 
 def _config() -> dict:

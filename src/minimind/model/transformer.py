@@ -35,6 +35,15 @@ class CausalLMOutput:
     hidden_states: torch.Tensor | None = None  # final normed hidden states (B, T, hidden)
 
 
+def document_positions(document_ids: torch.Tensor) -> torch.Tensor:
+    """(B, T) document ids -> (B, T) positions that restart at 0 where each document starts."""
+    index = torch.arange(document_ids.shape[1], device=document_ids.device).expand_as(document_ids)
+    starts = torch.ones_like(document_ids, dtype=torch.bool)
+    starts[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
+    first = torch.where(starts, index, 0).cummax(dim=1).values  # where each token's document began
+    return index - first
+
+
 class MiniMindBlock(nn.Module):
     def __init__(self, config: MiniMindConfig):
         super().__init__()
@@ -44,9 +53,10 @@ class MiniMindBlock(nn.Module):
         self.mlp = (MoEFeedForward(config) if config.use_moe
                     else FeedForward(config.hidden_size, config.intermediate_size, config.dropout))
 
-    def forward(self, x, rope, padding_mask=None, past_kv=None, use_cache=False, output_attentions=False):
+    def forward(self, x, rope, padding_mask=None, past_kv=None, use_cache=False, output_attentions=False,
+                document_ids=None):
         attn_out, new_kv, weights = self.self_attn(
-            self.input_layernorm(x), rope, padding_mask, past_kv, use_cache, output_attentions)
+            self.input_layernorm(x), rope, padding_mask, past_kv, use_cache, output_attentions, document_ids)
         x = x + attn_out
         mlp_out = self.mlp(self.post_attention_layernorm(x))
         if isinstance(mlp_out, tuple):  # MoE also returns its load-balancing loss
@@ -74,7 +84,7 @@ class MiniMindModel(nn.Module):
         self.gradient_checkpointing = False
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None,
-                use_cache=False, output_attentions=False):
+                use_cache=False, output_attentions=False, document_ids=None):
         b, t = input_ids.shape
         past_len = past_key_values[0][0].shape[2] if past_key_values else 0
         if past_len + t > self.config.max_position_embeddings:
@@ -84,6 +94,14 @@ class MiniMindModel(nn.Module):
             position_ids = torch.arange(past_len, past_len + t, device=input_ids.device).expand(b, t)
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # no padding: let sdpa take its causal fast path
+        if document_ids is not None:
+            if past_key_values:
+                raise ValueError("document_ids (packed rows) cannot be combined with a KV cache: generate one "
+                                 "document at a time")
+            if bool((document_ids == document_ids[:, :1]).all()):
+                document_ids = None  # one document per row: the causal fast path
+            elif position_ids is None:
+                position_ids = document_positions(document_ids)
         rope = (self.rope_cos[position_ids], self.rope_sin[position_ids])  # (B, T, D) each
 
         x = self.dropout(self.embed_tokens(input_ids))
@@ -94,9 +112,10 @@ class MiniMindModel(nn.Module):
             if self.gradient_checkpointing and self.training:
                 # Keep only the block's input; recompute its activations during backward.
                 x, kv, weights, layer_aux = checkpoint(layer, x, rope, attention_mask, past_kv, use_cache,
-                                                       output_attentions, use_reentrant=False)
+                                                       output_attentions, document_ids, use_reentrant=False)
             else:
-                x, kv, weights, layer_aux = layer(x, rope, attention_mask, past_kv, use_cache, output_attentions)
+                x, kv, weights, layer_aux = layer(x, rope, attention_mask, past_kv, use_cache, output_attentions,
+                                                  document_ids)
             new_cache.append(kv)
             attentions.append(weights)
             aux_loss = aux_loss + layer_aux
@@ -127,13 +146,18 @@ class MiniMindForCausalLM(nn.Module, GenerationMixin):
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 past_key_values: list[KVCache] | None = None, use_cache: bool = False,
-                output_attentions: bool = False, logits_to_keep: int = 0) -> CausalLMOutput:
+                output_attentions: bool = False, logits_to_keep: int = 0,
+                document_ids: torch.Tensor | None = None) -> CausalLMOutput:
         """input_ids (B, T); labels (B, T) are the inputs themselves with -100 where no loss is
         wanted: the shift to next-token targets happens here, as in Hugging Face and upstream.
         attention_mask (B, past + T) marks real tokens with 1 and padding with 0.
-        logits_to_keep=n computes logits for the last n positions only (0 = all)."""
+        logits_to_keep=n computes logits for the last n positions only (0 = all).
+        document_ids (B, T): packed rows, several documents each (ids equal within a document, e.g.
+        0, 0, 0, 1, 1, 2, ...): each token attends only within its document and positions restart
+        at 0 with each, so every document gets the logits it would get alone in its row. A target
+        across a boundary is the caller's to ignore (label -100 on each document's first token)."""
         hidden, cache, attentions, aux_loss = self.model(
-            input_ids, attention_mask, position_ids, past_key_values, use_cache, output_attentions)
+            input_ids, attention_mask, position_ids, past_key_values, use_cache, output_attentions, document_ids)
         logits = self.lm_head(hidden[:, -logits_to_keep:] if logits_to_keep else hidden)
         loss = None
         if labels is not None:

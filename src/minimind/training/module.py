@@ -9,15 +9,16 @@ the module needs from the run is passed in: the objective, the optimizer and sch
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
 from lightning import LightningModule
-from lightning.pytorch.strategies import FSDPStrategy
 
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
+from minimind.training.distributed import is_fsdp
 from minimind.training.objectives import CausalLM, Objective
-from minimind.training.optim import param_groups, warmup_cosine
+from minimind.training.optim import decayed_names, param_groups, warmup_cosine
 
 
 class MiniMindModule(LightningModule):
@@ -49,6 +50,7 @@ class MiniMindModule(LightningModule):
         self.register_buffer("token_bytes", torch.as_tensor(token_bytes, dtype=torch.long), persistent=False)
         self.tokens_seen = 0  # across all ranks, restored on resume
         self.last_validated_step = -1
+        self.decayed_parameters: frozenset[str] | None = None  # chosen in configure_model, before any wrapping
 
     @property
     def config(self) -> MiniMindConfig:
@@ -61,6 +63,13 @@ class MiniMindModule(LightningModule):
         self.objective.setup(self)
 
     def configure_model(self) -> None:
+        """Called on every rank before the strategy wraps the model (FSDP flattens its parameters)."""
+        if self.decayed_parameters is None:
+            self.decayed_parameters = decayed_names(self.model)
+        if is_fsdp(self.trainer.strategy):
+            # FSDP checkpoints each block itself, inside its shard unit (its activation_checkpointing_policy,
+            # set from `activation_checkpointing` in conf/trainer/fsdp.yaml); the model's own would recompute twice.
+            self.model.gradient_checkpointing_enable(False)
         if self.compile_model:
             self.model.compile()  # in place: parameter names, and so checkpoints, stay the same
 
@@ -79,15 +88,21 @@ class MiniMindModule(LightningModule):
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val=None,
                                     gradient_clip_algorithm=None) -> None:
         """Measure the gradient norm (logged, before clipping) and clip with that same number:
-        one pass over the gradients instead of two. Sharded strategies keep their own clipping."""
-        if isinstance(self.trainer.strategy, FSDPStrategy) or gradient_clip_algorithm == "value":
+        one pass over the gradients instead of two."""
+        if gradient_clip_algorithm == "value":
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
             return
-        parameters = [p for p in self.parameters() if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+        strategy = self.trainer.strategy
+        if is_fsdp(strategy):
+            # Each rank holds a shard of the gradients: the root FSDP module all-reduces the norm and
+            # clips its shard with it (Lightning's FSDP precision plugin refuses norm clipping).
+            norm = strategy.model.clip_grad_norm_(gradient_clip_val or math.inf)
+        else:
+            parameters = [p for p in self.parameters() if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+            if gradient_clip_val:
+                torch.nn.utils.clip_grads_with_norm_(parameters, gradient_clip_val, norm)
         self.log("train/grad_norm", norm)
-        if gradient_clip_val:
-            torch.nn.utils.clip_grads_with_norm_(parameters, gradient_clip_val, norm)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.objective.validation_step(self, batch)
@@ -102,7 +117,7 @@ class MiniMindModule(LightningModule):
         self.last_validated_step = self.global_step
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(param_groups(self.model, self.weight_decay))
+        optimizer = self.optimizer_factory(param_groups(self.model, self.weight_decay, self.decayed_parameters))
         scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

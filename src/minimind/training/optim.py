@@ -3,21 +3,51 @@
 Weight decay pulls weights towards zero; that regularises matrices, but on gains (RMSNorm
 weights) it only fights the scale the norm is meant to learn. So, as nanoGPT and most LLM
 recipes do, decay applies to matrices (>= 2 dims: projections, embeddings) and nothing else.
+Which parameters those are is decided on the model as built (`decayed_names`): once FSDP
+has wrapped it, every parameter is a 1-D view into a flat shard, and `ndim` says nothing.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from functools import partial
+
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    params = {id(p): p for p in model.parameters() if p.requires_grad}.values()  # tied weights once
+# Wrappers that insert themselves into parameter names: FSDP, activation checkpointing, torch.compile.
+_WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def decayed_names(model: torch.nn.Module) -> frozenset[str]:
+    """Names of the parameters that take weight decay: the matrices. Call it before wrapping."""
+    return frozenset(unwrapped_name(n) for n, p in model.named_parameters() if p.ndim >= 2)
+
+
+def unwrapped_name(name: str) -> str:
+    """A parameter's name as in the plain model: wrapper prefixes removed."""
+    for prefix in _WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, decayed: Collection[str] | None = None) -> list[dict]:
+    """[matrices with `weight_decay`, the rest without]. `decayed`: the names chosen before the model
+    was wrapped (`decayed_names`); None decides from the model as it is now (unwrapped)."""
+    named = {}
+    for name, p in model.named_parameters():  # tied weights once
+        if p.requires_grad:
+            named.setdefault(id(p), (unwrapped_name(name), p))
+    if decayed is None:
+        decayed = {name for name, p in named.values() if p.ndim >= 2}
+    missing = set(decayed) - {unwrapped_name(n) for n, _ in model.named_parameters()}
+    if missing:  # a wrapper renamed them: decay would silently turn off
+        raise RuntimeError(f"weight decay was chosen for parameters the model no longer has: {sorted(missing)[:3]}")
     return [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        {"params": [p for name, p in named.values() if name in decayed], "weight_decay": weight_decay},
+        {"params": [p for name, p in named.values() if name not in decayed], "weight_decay": 0.0},
     ]
 
 

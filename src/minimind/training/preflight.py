@@ -7,6 +7,7 @@ returned as a `TrainingPlan`: the model config, the run's length, the checkpoint
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from minimind.checkpoints.mismatch import mismatch_report
 from minimind.cli import expected_error
 from minimind.data.datamodule import settings_problems
 from minimind.errors import ConfigurationError, MiniMindError
+from minimind.hardware import gpu_has_bf16
 from minimind.model import MiniMindConfig
 from minimind.precision import parse_precision
 from minimind.runs import LAST_CHECKPOINT, overridden
@@ -38,6 +40,10 @@ class TrainingPlan:
 def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> TrainingPlan:
     """Validate `cfg` (with the overrides the user typed, which decide precedence); return the plan."""
     problems: list[str] = []
+    if cfg.get("init_from_required") and not cfg.get("init_from") and cfg.get("ckpt_path") is None:
+        problems.append("init_from= is required: this configuration fine-tunes trained weights; give "
+                        "init_from=<a pretraining run dir> (e.g. the run dir `python train.py experiment=quickstart` "
+                        "printed)")
     model_config, init, ckpt_path = _model_source(cfg, list(overrides), problems)
     objective = _collect(problems, lambda: instantiate(cfg.stage.objective))
     problems += _hardware_problems(cfg.trainer)
@@ -52,6 +58,7 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
                         f"{model_config.max_position_embeddings}: shorten data.seq_len or raise the limit")
     problems += _optimizer_problems(cfg)
     problems += _trainer_problems(cfg.trainer)
+    problems += _distributed_problems(cfg)
     if budget is not None:
         problems += _schedule_problems(cfg, budget)
         problems += _streaming_problems(cfg, budget)
@@ -137,12 +144,6 @@ def _hardware_problems(trainer: DictConfig) -> list[str]:
     return problems
 
 
-def gpu_has_bf16() -> bool:
-    """Native bf16 matmuls (Ampere, compute capability 8.0, and newer); `torch.cuda.is_bf16_supported()`
-    also says yes where bf16 is only emulated (V100, T4), slowly."""
-    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
-
-
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -183,6 +184,38 @@ def _trainer_problems(trainer: DictConfig) -> list[str]:
     if every is not None and (not isinstance(every, int) or every < 1):
         problems.append(f"trainer.log_every_n_steps={every} must be an integer >= 1")
     return problems
+
+
+def _distributed_problems(cfg: DictConfig) -> list[str]:
+    problems = []
+    strategy = cfg.trainer.get("strategy", "auto")
+    is_fsdp = "fsdp" in str(strategy.get("_target_", "") if isinstance(strategy, DictConfig) else strategy).lower()
+    if is_fsdp and cfg.get("activation_checkpointing") and not (
+            isinstance(strategy, DictConfig) and strategy.get("activation_checkpointing_policy") is not None):
+        problems.append("activation_checkpointing=true under FSDP is done by the strategy, on each block inside its "
+                        "shard unit, and this trainer.strategy has no activation_checkpointing_policy: use "
+                        "trainer=fsdp (it sets one from activation_checkpointing)")
+    problems += _slurm_problems()
+    return problems
+
+
+def _slurm_problems() -> list[str]:
+    """What Lightning's SLURM environment would refuse with a traceback, said with the fix."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    from minimind.sweeps.resolvers import tasks_per_node_counts
+
+    if not SLURMEnvironment.detect():
+        return []
+    env = os.environ
+    tasks = int(env.get("SLURM_NTASKS") or 1)
+    counts = tasks_per_node_counts(env.get("SLURM_TASKS_PER_NODE", ""))
+    if tasks > 1 and "SLURM_NTASKS_PER_NODE" not in env:
+        hint = f"--ntasks-per-node={counts[0]}" if counts and len(set(counts)) == 1 else "--ntasks-per-node=<GPUs per node>"
+        return [f"SLURM started {tasks} tasks without --ntasks-per-node (tasks per node: "
+                f"{env.get('SLURM_TASKS_PER_NODE', '?')}), which Lightning needs to place one rank per GPU: submit "
+                f"with {hint} and --nodes=N instead of --ntasks"]
+    return []
 
 
 def _schedule_problems(cfg: DictConfig, budget: RunBudget) -> list[str]:

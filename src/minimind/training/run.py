@@ -29,6 +29,7 @@ from minimind.runs import LAST_CHECKPOINT, RUN_CONFIG, command_line_overrides, r
 from minimind.sweeps.resolvers import register as register_resolvers
 from minimind.training.callbacks import RunStatsCallback
 from minimind.training.csv_logger import METRICS_FILE, trim_metrics_after
+from minimind.training.distributed import full_model
 from minimind.training.loggers import build_loggers
 from minimind.training.module import MiniMindModule
 from minimind.training.preflight import TrainingPlan, check_training_config
@@ -95,7 +96,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
 
         _record_outcome(summary, trainer, module, metrics)
         summary.update(status="completed")
-        _write_rank_zero(lambda: _export_final_weights(cfg, module, run_dir))
+        _export_final_weights(cfg, trainer, module, run_dir)  # every rank: FSDP gathers the shards
         return metrics, built
     except BaseException as error:
         if "trainer" in built:
@@ -192,9 +193,10 @@ def _write_rank_zero(write) -> None:
         write()
 
 
-def _export_final_weights(cfg: DictConfig, module: MiniMindModule, run_dir: Path) -> None:
-    if cfg.export_pth:
-        path = save_upstream_pth(module.model, run_dir / upstream_pth_name(module.config, cfg.stage.name))
+def _export_final_weights(cfg: DictConfig, trainer, module: MiniMindModule, run_dir: Path) -> None:
+    model = full_model(trainer, module) if cfg.export_pth else None  # None on ranks other than zero
+    if model is not None:
+        path = save_upstream_pth(model, run_dir / upstream_pth_name(module.config, cfg.stage.name))
         log.info("final weights in upstream MiniMind form: %s", path)
 
 

@@ -1,13 +1,16 @@
 """The run's one measurement of speed and cost: tokens/s, MFU, peak memory, wall time.
 
 Logged as `perf/tokens_per_sec` and `perf/mfu` every `trainer.log_every_n_steps` (over the
-steps since the last log) and summarised in `summary.json` as the steady state: training
-steps only, measured end to end (data loading included), the first `warmup_steps`
-(compilation, allocator and data-loader start-up) and all validation time left out, so the
-figure is the rate a longer run would sustain. No device synchronisation is added: the
-host's clock runs ahead of an asynchronous GPU by at most the queue's depth, which a
-window of steps averages out (and logging the loss every few steps syncs anyway).
-FLOPs per token come from `minimind.model.flops` (the model's own formula).
+steps since the last log, with `perf/wall_time_s`: seconds since the run started) and
+summarised in `summary.json` as the steady state: training steps only, measured end to end
+(data loading included), the first `warmup_steps` (compilation, allocator and data-loader
+start-up) and all validation time left out, so the figure is the rate a longer run would
+sustain. No device synchronisation is added: the host's clock runs ahead of an asynchronous
+GPU by at most the queue's depth, which a window of steps averages out (and logging the loss
+every few steps syncs anyway).
+FLOPs per token come from `minimind.model.flops` (the model's own formula); the peak they are
+divided by for MFU from `minimind.hardware.peak_flops` (dense datasheet figures for GPUs, a
+measured matmul peak for CPUs).
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.fabric.utilities.throughput import get_available_flops
 from lightning.pytorch import Callback
 
+from minimind.hardware import peak_flops
 from minimind.model.flops import training_flops_per_token
 from minimind.precision import parse_precision
 
@@ -38,7 +41,7 @@ class RunStatsCallback(Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         device = trainer.strategy.root_device
-        self.available_flops = get_available_flops(device, parse_precision(trainer.precision).compute_dtype)
+        self.available_flops = peak_flops(device, parse_precision(trainer.precision).compute_dtype)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         else:
@@ -60,7 +63,8 @@ class RunStatsCallback(Callback):
         self._last_step_end = now
         if trainer.global_step % max(1, trainer.log_every_n_steps) == 0 and self._window[1] > 0:
             tokens, seconds, flops = self._window
-            values = {"perf/tokens_per_sec": tokens / seconds}
+            # wall time since the run started: the x axis of `minimind.compare`'s loss-against-time plot
+            values = {"perf/tokens_per_sec": tokens / seconds, "perf/wall_time_s": now - self.start_time}
             if self.available_flops:
                 values["perf/mfu"] = flops / seconds / (self.available_flops * trainer.world_size)
             pl_module.log_dict(values, on_step=True, on_epoch=False, batch_size=1)
@@ -73,7 +77,7 @@ class RunStatsCallback(Callback):
         return self.steady_tokens / self.steady_seconds if self.steady_seconds > 0 else None
 
     def mfu(self, world_size: int = 1) -> float | None:
-        """Achieved FLOP/s over the devices' peak (None where no peak is known, e.g. CPUs)."""
+        """Achieved FLOP/s over the devices' peak (None where no peak is known: a GPU missing from the table)."""
         if not self.available_flops or self.steady_seconds <= 0:
             return None
         return self.steady_flops / self.steady_seconds / (self.available_flops * world_size)

@@ -2,7 +2,8 @@
 
 Samples are printed, appended to `<run dir>/samples.md`, and logged to wandb as a table
 (one row per prompt and step) when a WandbLogger is active. Greedy decoding keeps the
-samples of two runs or two steps directly comparable.
+samples of two runs or two steps directly comparable. Rank zero generates and writes; under
+FSDP every rank first takes part in gathering the model's shards (`full_model`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
+
+from minimind.training.distributed import full_model
 
 
 class SampleGenerationCallback(Callback):
@@ -26,12 +28,14 @@ class SampleGenerationCallback(Callback):
         self.print_samples = print_samples
         self.history: list[tuple[int, str, str]] = []  # (step, prompt, completion)
 
-    @rank_zero_only
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         tokenizer = getattr(trainer.datamodule, "tokenizer", None) if trainer.datamodule is not None else None
         if trainer.sanity_checking or tokenizer is None or not self.prompts:
             return
-        rows = [(trainer.global_step, p, self.complete(pl_module, tokenizer, p)) for p in self.prompts]
+        model = full_model(trainer, pl_module, device=pl_module.device)  # every rank: FSDP gathers its shards
+        if model is None:  # not rank zero
+            return
+        rows = [(trainer.global_step, p, self.complete(model, tokenizer, p)) for p in self.prompts]
         self.history.extend(rows)
         text = "\n".join(f"[step {s}] {p!r} -> {c!r}" for s, p, c in rows)
         if self.print_samples:
@@ -46,15 +50,15 @@ class SampleGenerationCallback(Callback):
                 logger.log_table("samples", columns=["step", "prompt", "completion"],
                                  data=[list(r) for r in self.history], step=trainer.global_step)
 
-    def complete(self, pl_module, tokenizer, prompt: str) -> str:
+    def complete(self, model, tokenizer, prompt: str) -> str:
         from minimind.generate import Sampling, chat, complete
 
         sampling = Sampling(max_new_tokens=self.max_new_tokens, temperature=0.0)
-        was_training = pl_module.training
-        pl_module.eval()
+        was_training = model.training
+        model.eval()
         try:
             if self.chat:
-                return chat(pl_module.model, tokenizer, [prompt], sampling, stream=False)[-1]["content"]
-            return complete(pl_module.model, tokenizer, prompt, sampling, stream=False)
+                return chat(model, tokenizer, [prompt], sampling, stream=False)[-1]["content"]
+            return complete(model, tokenizer, prompt, sampling, stream=False)
         finally:
-            pl_module.train(was_training)
+            model.train(was_training)

@@ -1,5 +1,6 @@
 """Next-token cross-entropy: pretraining, SFT and LoRA (SFT batches carry -100 outside the
-assistant's replies, so the same loss trains on the replies only)."""
+assistant's replies, so the same loss trains on the replies only; packed SFT batches carry
+`document_ids`, which keep the conversations sharing a row apart)."""
 
 from __future__ import annotations
 
@@ -24,14 +25,14 @@ class CausalLM(Objective):
         return {"loss": loss, "ppl": loss.detach().exp(), "bpb": bits_per_byte(loss, labels[:, 1:], module.token_bytes)}
 
     def training_step(self, module: MiniMindModule, batch: dict[str, torch.Tensor]) -> StepOutput:
-        out = module.model(batch["input_ids"], labels=batch["labels"])
+        out = module.model(batch["input_ids"], labels=batch["labels"], document_ids=batch.get("document_ids"))
         metrics = self.lm_metrics(module, out.loss, batch["labels"])
         if module.config.use_moe:
             metrics["aux_loss"] = out.aux_loss
         return StepOutput(out.loss + out.aux_loss, metrics)
 
     def validation_step(self, module: MiniMindModule, batch: dict[str, torch.Tensor]) -> None:
-        out = module.model(batch["input_ids"], labels=batch["labels"])
+        out = module.model(batch["input_ids"], labels=batch["labels"], document_ids=batch.get("document_ids"))
         self.val_metrics.update(out.loss, batch["labels"][:, 1:], module.token_bytes)
 
     def validation_results(self) -> dict[str, torch.Tensor]:

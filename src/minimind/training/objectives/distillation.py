@@ -60,17 +60,18 @@ class Distillation(CausalLM):
         if self.teacher is not None:
             self.teacher.to_run(module)
 
-    def _kl(self, student_logits: torch.Tensor, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _kl(self, student_logits: torch.Tensor, input_ids: torch.Tensor, labels: torch.Tensor,
+            document_ids: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():
-            teacher_logits = self.teacher.model(input_ids).logits
+            teacher_logits = self.teacher.model(input_ids, document_ids=document_ids).logits
         trained = F.pad(labels[:, 1:], (0, 1), value=-100) != -100  # position t predicts token t+1
         vocab = min(student_logits.size(-1), teacher_logits.size(-1))
         return distillation_kl(student_logits[trained][:, :vocab], teacher_logits[trained][:, :vocab],
                                self.temperature)
 
     def training_step(self, module: MiniMindModule, batch: dict[str, torch.Tensor]) -> StepOutput:
-        out = module.model(batch["input_ids"], labels=batch["labels"])
-        kl = self._kl(out.logits, batch["input_ids"], batch["labels"])
+        out = module.model(batch["input_ids"], labels=batch["labels"], document_ids=batch.get("document_ids"))
+        kl = self._kl(out.logits, batch["input_ids"], batch["labels"], batch.get("document_ids"))
         metrics = self.lm_metrics(module, out.loss, batch["labels"])
         metrics["ce"] = metrics.pop("loss")
         loss = self.alpha * (out.loss + out.aux_loss) + (1 - self.alpha) * kl
@@ -80,10 +81,11 @@ class Distillation(CausalLM):
         return StepOutput(loss, metrics)
 
     def validation_step(self, module: MiniMindModule, batch: dict[str, torch.Tensor]) -> None:
-        out = module.model(batch["input_ids"], labels=batch["labels"])
+        out = module.model(batch["input_ids"], labels=batch["labels"], document_ids=batch.get("document_ids"))
         self.val_metrics.update(out.loss, batch["labels"][:, 1:], module.token_bytes)
         trained = (batch["labels"][:, 1:] != -100).sum()
-        self.val_kl.update(self._kl(out.logits, batch["input_ids"], batch["labels"]), weight=trained)
+        kl = self._kl(out.logits, batch["input_ids"], batch["labels"], batch.get("document_ids"))
+        self.val_kl.update(kl, weight=trained)
 
     def validation_results(self) -> dict[str, torch.Tensor]:
         """`loss` is the student's cross-entropy on held-out data (comparable with any other stage's), plus `kl`."""

@@ -1,0 +1,4 @@
+from minimind.inspect.command import main
+
+if __name__ == "__main__":
+    main()
