@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from minimind.data import DataError, load_tokenizer
+from minimind.data import DataError, default_sft, load_tokenizer
 from minimind.data.corpus import Corpus
 from minimind.data.default_preference import EVASIVE, REJECTED_KINDS, degenerate, rejected_kind
 from minimind.data.default_preference import pairs as embedded_pairs
-from minimind.data.records import is_val
+from minimind.data.encode import Encoder
+from minimind.data.records import Record, is_val
 
 from .helpers import datamodule, make_pairs
 
@@ -50,7 +51,7 @@ BAD_PAIRS = {  # kind -> (a bad second line, what the message says)
 
 
 def test_pairs_are_detected_and_each_side_is_the_sft_rendering(tiny_dpo_corpus, tiny_tokenizer_dir, tmp_path):
-    dm = datamodule(tiny_dpo_corpus, tiny_tokenizer_dir, tmp_path, seq_len=64, val_fraction=0.1)  # format=auto
+    dm = datamodule(tiny_dpo_corpus, tiny_tokenizer_dir, tmp_path, seq_len=128, val_fraction=0.1)  # format=auto
     dm.setup("fit")
     assert dm.format == "dpo"
     records = [json.loads(text) for text in tiny_dpo_corpus.read_text().splitlines()]
@@ -62,14 +63,14 @@ def test_pairs_are_detected_and_each_side_is_the_sft_rendering(tiny_dpo_corpus, 
     tokenizer = load_tokenizer(tiny_tokenizer_dir)
     for pair, record in enumerate(train[:3]):
         for side, row in (("chosen", pair), ("rejected", 3 + pair)):  # the chosen rows, then the rejected ones
-            conversation = record[side]
-            text = tokenizer.apply_chat_template(conversation, tokenize=False)
-            expected = tokenizer(text, add_special_tokens=False)["input_ids"]
-            ids, labels = batch["input_ids"][row].tolist(), batch["labels"][row]
-            assert ids[:len(expected)] == expected
-            assert all(i == tokenizer.pad_token_id for i in ids[len(expected):])
-            trained = tokenizer.decode(batch["input_ids"][row][labels != IGNORE])
-            assert trained.startswith(conversation[-1]["content"] + "<|im_end|>")  # the reply only
+            (ids, mask), = Encoder(tokenizer, "sft").encode([Record(0, "pair", "pair", record[side])])
+            n = len(ids)
+            assert n <= 128 and batch["input_ids"][row, :n].tolist() == ids.tolist()
+            assert batch["labels"][row, :n].tolist() == np.where(mask, ids, IGNORE).tolist()  # the SFT mask
+            assert (batch["input_ids"][row, n:] == tokenizer.pad_token_id).all()
+            assert (batch["labels"][row, n:] == IGNORE).all()
+            trained = tokenizer.decode(batch["input_ids"][row][batch["labels"][row] != IGNORE])
+            assert trained.endswith(record[side][-1]["content"] + "<|im_end|>\n") and "user" not in trained
     chosen, rejected = (batch["input_ids"][i][batch["labels"][i] == IGNORE] for i in (0, 3))
     assert tokenizer.decode(chosen).split("<|im_start|>assistant")[0] == \
         tokenizer.decode(rejected).split("<|im_start|>assistant")[0]  # one prompt
@@ -125,24 +126,27 @@ def test_sft_data_read_as_pairs_says_what_it_looks_like(tiny_sft_corpus, tiny_to
         datamodule(tiny_sft_corpus, tiny_tokenizer_dir, tmp_path, format="dpo").setup("fit")
 
 
-def test_the_embedded_pairs_are_usable_and_varied():
-    found = list(embedded_pairs())
-    assert len(found) > 1000 and len({doc_id for doc_id, _ in found}) == len(found)
+def form(reply):
+    """How to call something (and which wording), or None: what the reply is about."""
+    return next((w for w in default_sft.CALL.values() if reply.startswith(w.split("{")[0])), None)
+
+
+def test_the_embedded_pairs_are_the_sft_conversations_with_a_worse_last_reply():
+    sft = dict(default_sft.conversations())
+    found = list(embedded_pairs(sft.items()))
+    assert [doc_id for doc_id, _ in found] == list(sft)  # the SFT set's ids: its train/validation split
     kinds = dict.fromkeys(REJECTED_KINDS, 0)
     answers = {pair["chosen"][-1]["content"] for _, pair in found}
     for doc_id, pair in found:
-        (question, chosen), (same, rejected) = pair["chosen"], pair["rejected"]
-        name = doc_id.removeprefix("default-dpo/")
-        assert question == same and name in question["content"] and chosen["content"] != rejected["content"]
-        kind = rejected_kind(name)
+        (*prompt, chosen), (*same, rejected) = pair["chosen"], pair["rejected"]
+        assert pair["chosen"] == sft[doc_id] and prompt == same and chosen["content"] != rejected["content"]
+        kind = rejected_kind(doc_id)
         kinds[kind] += 1
         if kind == "evasive":
             assert rejected["content"] in EVASIVE
         elif kind == "degenerate":
             assert rejected["content"] == degenerate(chosen["content"])
-        else:  # another definition's answer
-            assert rejected["content"] in answers
+        else:  # another definition's reply of the same form
+            assert rejected["content"] in answers and form(rejected["content"]) == form(chosen["content"])
     assert all(count > len(found) / 4 for count in kinds.values()), kinds
-    held_out = sum(is_val(doc_id, 0.05) for doc_id, _ in found)
-    assert 0.02 * len(found) < held_out < 0.08 * len(found)
     assert Corpus("default", "dpo").resolve_format("dpo") == "dpo"  # data.path=default with stage=dpo reads them

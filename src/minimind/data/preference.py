@@ -170,7 +170,7 @@ class PairRows:
         longest = max(len(ids) for pair in pairs for ids, _ in pair)
         stacked = np.stack([pad_row(ids, labels, longest, self.pad_id) for side in (0, 1) for ids, labels in
                             (pair[side] for pair in pairs)])
-        batch = to_batch(stacked[:, 0], stacked[:, 1])
+        batch = to_batch(stacked)
         batch["pair_index"] = torch.as_tensor(np.asarray(rows, dtype=np.int64))
         return batch
 

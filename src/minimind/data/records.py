@@ -34,7 +34,7 @@ class Record:
     index: int  # position among all raw records of the corpus (what sharding divides)
     doc_id: str  # stable name, e.g. "books/a.jsonl:17" (what the split hashes)
     where: str  # for messages: "/abs/path/books/a.jsonl:17"
-    value: Any  # the text (pretrain), the conversation (sft: messages normalised by `extract`), a `preference.Pair` (dpo)
+    value: Any  # the text (pretrain), the conversation (sft; messages normalised by `extract`), a `preference.Pair`
 
 
 def is_val(doc_id: str, val_fraction: float) -> bool:
