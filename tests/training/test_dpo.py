@@ -14,7 +14,7 @@ import torch
 from hydra.utils import instantiate
 
 from commands import assert_clean_failure, run_main
-from compose_train import TRAIN_OVERRIDES
+from compose_train import TRAIN_OVERRIDES, compose_train
 
 from minimind import train as train_app
 from minimind.errors import ConfigurationError
@@ -29,6 +29,21 @@ def dpo_args(init, corpus, tokenizer, *extra):
     keep = [o for o in TRAIN_OVERRIDES if not o.startswith(("model", "data.seq_len", "trainer.max_steps"))]
     return [*keep, "stage=dpo", f"init_from={init}", f"data.path={corpus}", f"data.tokenizer={tokenizer}",
             "data.seq_len=64", "data.val_fraction=0.1", "trainer.max_steps=6", *extra]
+
+
+# The one DPO training run the tests share: lr raised so 16 steps show learning; dropout, a loader worker and
+# checkpoints every 4 steps so that it is also the uninterrupted run a resume after SIGKILL must equal.
+SHARED = ("trainer.max_steps=16", "trainer.val_check_interval=8", "optimizer.lr=1e-3", "model.dropout=0.1",
+          "data.num_workers=1", "callbacks.model_checkpoint.every_n_train_steps=4")
+
+
+@pytest.fixture(scope="module")
+def dpo_run(trained_run, tiny_dpo_corpus, tiny_tokenizer_dir, tmp_path_factory):
+    """(the run dir, its command-line overrides)."""
+    init, _ = trained_run
+    run_dir, typed = tmp_path_factory.mktemp("dpo-run"), dpo_args(init, tiny_dpo_corpus, tiny_tokenizer_dir, *SHARED)
+    train(compose_train(typed, run_dir=run_dir), typed)
+    return run_dir, typed
 
 
 def metric_rows(run_dir, column):
@@ -58,38 +73,33 @@ def test_the_loss_starts_at_ln2_with_the_reference_equal_to_the_policy(trained_r
     assert not any("reference" in key for key in module.state_dict())  # frozen, outside what trains and is saved
 
 
-def test_reward_accuracy_rises_on_separable_pairs(trained_run, compose_cfg, tiny_dpo_corpus, tiny_tokenizer_dir,
-                                                  tmp_path):
-    run_dir, _ = trained_run
-    typed = dpo_args(run_dir, tiny_dpo_corpus, tiny_tokenizer_dir, "trainer.max_steps=16",
-                     "trainer.val_check_interval=8", "optimizer.lr=1e-3")
-    train(compose_cfg(typed, run_dir=tmp_path), typed)
-    summary = json.loads((tmp_path / "summary.json").read_text())
+def test_reward_accuracy_rises_on_separable_pairs(dpo_run):
+    run_dir, _ = dpo_run
+    summary = json.loads((run_dir / "summary.json").read_text())
     start, end = summary["val_at_start"], summary["val_at_end"]
     assert start["val/loss"] == pytest.approx(LN2, abs=1e-5) and start["val/reward_accuracy"] == 0
     assert end["val/reward_accuracy"] >= 0.9 and end["val/reward_margin"] > 1 and end["val/loss"] < 0.4, end
-    assert summary["stage"] == "dpo" and (tmp_path / "dpo_64.pth").is_file()
-    accuracy = list(metric_rows(tmp_path, "train/reward_accuracy").values())
-    assert accuracy[0] == 0 and np.mean(accuracy[-5:]) >= 0.9, accuracy  # step 0: policy = reference, no wins
-    val = list(metric_rows(tmp_path, "val/reward_accuracy").values())
+    assert summary["stage"] == "dpo" and (run_dir / "dpo_64.pth").is_file()
+    accuracy = list(metric_rows(run_dir, "train/reward_accuracy").values())
+    assert np.mean(accuracy[-5:]) >= 0.9, accuracy  # (with dropout the policy is not the reference even at step 0)
+    val = list(metric_rows(run_dir, "val/reward_accuracy").values())
     assert len(val) == 3 and val[0] == 0 < val[1] <= val[2], val  # validated at the start, at step 8 and 16
 
 
-def test_a_precomputed_reference_gives_the_live_references_loss(trained_run, compose_cfg, tiny_dpo_corpus,
-                                                                tiny_tokenizer_dir, private_cache, tmp_path):
-    run_dir, _ = trained_run
-    live = dpo_args(run_dir, tiny_dpo_corpus, tiny_tokenizer_dir, "trainer.val_check_interval=3")
-    precomputed = [*live, "stage.objective.precompute_ref=true"]
-    train(compose_cfg(live, run_dir=tmp_path / "live"), live)
+def test_a_precomputed_reference_gives_the_live_references_loss(dpo_run, compose_cfg, private_cache, tmp_path):
+    live, typed = dpo_run
+    precomputed = [*typed, "stage.objective.precompute_ref=true"]
     _, built = train(compose_cfg(precomputed, run_dir=tmp_path / "precomputed"), precomputed)
     assert built["module"].objective.reference.frozen is None  # dropped once its log-probabilities were computed
-    assert len([p for p in (private_cache / "ref_logps").iterdir() if p.is_dir()]) == 1
+    tables = [p for p in (private_cache / "ref_logps").iterdir() if p.is_dir()]
+    assert len(tables) == 1
     for column in ("train/loss", "train/reward_margin", "val/loss", "val/reward_margin"):
-        a, b = metric_rows(tmp_path / "live", column), metric_rows(tmp_path / "precomputed", column)
+        a, b = metric_rows(live, column), metric_rows(tmp_path / "precomputed", column)
         assert a.keys() == b.keys() and len(a) >= 3, column
         np.testing.assert_allclose(list(b.values()), list(a.values()), rtol=1e-4, atol=1e-5, err_msg=column)
-    train(compose_cfg(precomputed, run_dir=tmp_path / "again"), precomputed)  # the same reference: reused
-    assert len([p for p in (private_cache / "ref_logps").iterdir() if p.is_dir()]) == 1
+    again = [*precomputed, "trainer.max_steps=1"]  # the same pairs and reference: the table is reused
+    train(compose_cfg(again, run_dir=tmp_path / "again"), again)
+    assert [p for p in (private_cache / "ref_logps").iterdir() if p.is_dir()] == tables
 
 
 def test_a_resumed_run_keeps_its_reference_and_refuses_a_changed_one(trained_run, compose_cfg, tiny_dpo_corpus,
@@ -131,20 +141,17 @@ def test_what_dpo_cannot_start_without_is_refused_before_training(trained_run, t
 
 
 @pytest.mark.slow
-def test_sigkill_mid_dpo_then_resume_equals_uninterrupted(trained_run, tiny_dpo_corpus, tiny_tokenizer_dir, tmp_path):
+def test_sigkill_mid_dpo_then_resume_equals_uninterrupted(dpo_run, tmp_path):
+    """`python train.py` killed at its first checkpoint, then resumed (no init_from=: the reference comes from
+    the checkpoint), ends exactly as the shared run that was never interrupted."""
     from test_resume_and_ddp import kill_at_first_checkpoint, model_state, run, train_rows
 
-    run_dir, _ = trained_run
-    args = dpo_args(run_dir, tiny_dpo_corpus, tiny_tokenizer_dir, "trainer.max_steps=60", "data.num_workers=1",
-                    "callbacks.model_checkpoint.every_n_train_steps=5", "trainer.val_check_interval=30",
-                    "model.dropout=0.1")  # dropout: the RNG state must be restored too
-    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
-    run(args + [f"hydra.run.dir={reference}"])
-
+    reference, args = dpo_run
+    interrupted = tmp_path / "interrupted"
     killed_at = kill_at_first_checkpoint(args, interrupted, timeout=180)
-    assert 0 < killed_at < 60, "the kill must land mid-training"
+    assert 0 < killed_at < 16, "the kill must land mid-training"
 
-    resume = [o for o in args if not o.startswith("init_from=")]  # the reference comes from the checkpoint
+    resume = [o for o in args if not o.startswith("init_from=")]
     run(resume + [f"hydra.run.dir={interrupted}", "ckpt_path=last"])
     expected, actual = model_state(reference), model_state(interrupted)
     assert expected.keys() == actual.keys() and expected.pop("objective._extra_state") == \
