@@ -134,7 +134,7 @@ def test_what_dpo_cannot_start_without_is_refused_before_training(trained_run, t
                          "use stage=dpo")
     code, out, err = run_main(train_app.main, ["experiment=quickstart_dpo", f"hydra.run.dir={tmp_path / 'c'}"],
                               capsys, monkeypatch)
-    assert_clean_failure(code, out, err, "cannot start training", "stage=dpo measures the policy against a reference")
+    assert_clean_failure(code, out, err, "cannot start training", "init_from= is required")
     code, out, err = run_main(train_app.main, [*args, f"init_from={run_dir}", "stage.objective.beta=0",
                                                f"hydra.run.dir={tmp_path / 'd'}"], capsys, monkeypatch)
     assert_clean_failure(code, out, err, "stage.objective.beta=0 must be > 0")
