@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from data.helpers import make_conversations, make_texts  # tests/data/helpers.py: made-up English, no copied text
+from data.helpers import make_conversations, make_pairs, make_texts  # tests/data/helpers.py: made-up English, no copied text
 from compose_train import TRAIN_OVERRIDES, compose_train
 
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -47,6 +47,16 @@ def tiny_sft_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-sft") / "sft.jsonl"
     path.write_text("".join(json.dumps({"conversations": c}) + "\n" for c in make_conversations(300)),
                     encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dpo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DPO JSONL of 240 made-up preference pairs in upstream's format, separable by the reply."""
+    import json
+
+    path = tmp_path_factory.mktemp("tiny-dpo") / "dpo.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in make_pairs(240)), encoding="utf-8")
     return path
 
 

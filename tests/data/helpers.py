@@ -35,6 +35,19 @@ def make_conversations(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
     return convs
 
 
+def make_pairs(n: int, seed: int = 0) -> list[dict[str, list[dict[str, str]]]]:
+    """`n` preference pairs in upstream's DPO format, separable by the reply alone: the chosen reply is
+    made-up English ("Answer 3: the red cat ..."), the rejected one a single word repeated ("dog dog dog ...")."""
+    texts = make_texts(2 * n, seed, max_words=12)
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        prompt = [{"role": "user", "content": f"Question {i}: {texts[2 * i]}"}]
+        pairs.append({"chosen": [*prompt, {"role": "assistant", "content": f"Answer {i}: {texts[2 * i + 1]}"}],
+                      "rejected": [*prompt, {"role": "assistant", "content": " ".join([rng.choice(WORDS)] * 8)}]})
+    return pairs
+
+
 def write_jsonl(path: Path, objects: list) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(o) + "\n" for o in objects), encoding="utf-8")

@@ -236,7 +236,7 @@ def test_grpo_on_sft_data_and_the_quickstart_without_init_from_are_refused(train
     run_dir, _ = trained_run
     args = grpo_args(run_dir, tiny_sft_corpus, tiny_tokenizer_dir, "data.format=sft", f"hydra.run.dir={tmp_path / 'a'}")
     code, out, err = run_main(train_app.main, args, capsys, monkeypatch)
-    assert_clean_failure(code, out, err, "the grpo stage trains on prompt data", "was read as sft data")
+    assert_clean_failure(code, out, err, "holds sft data, but this stage (GRPO) trains on prompt data")
     code, out, err = run_main(train_app.main, ["experiment=quickstart_grpo", f"hydra.run.dir={tmp_path / 'b'}"],
                               capsys, monkeypatch)
     assert_clean_failure(code, out, err, "init_from= is required")

@@ -3,7 +3,8 @@
 `<root>/tokens/<key>/` holds, for each split (`train`, `val`): `<split>.tokens` (all its
 documents' token ids back to back, uint16 when the vocabulary allows, else uint32),
 `<split>.offsets.npy` (where each document starts; int64) and, for SFT, `<split>.mask`
-(1 where a token is trained on), plus `meta.json` (counts, bad-record report).
+(1 where a token is trained on; for DPO pairs, `preference.py`'s two bits), plus `meta.json`
+(counts, bad-record report).
 
 The key hashes what decides those bytes: the corpus's content fingerprint, the tokenizer's
 fingerprint, the format, the validation fraction and, for SFT, how conversations are rendered
@@ -54,7 +55,7 @@ def cache_key(corpus: Corpus, tokenizer: PreTrainedTokenizerFast, fmt: str, val_
         "format": fmt,
         "val_fraction": val_fraction,
     }
-    if fmt == "sft":
+    if fmt != "pretrain":  # conversations (sft), or pairs of them (dpo)
         parts.update(mask_rule=SFT_MASK_RULE, render=chat_options.key())
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -75,7 +76,7 @@ class TokenCache:
 
     def split(self, name: str) -> Split:
         tokens = self._memmap(f"{name}.tokens", self.meta["dtype"])
-        mask = self._memmap(f"{name}.mask", "uint8") if self.meta["format"] == "sft" else None
+        mask = self._memmap(f"{name}.mask", "uint8") if self.meta["format"] != "pretrain" else None
         return Split(tokens, np.load(self.path / f"{name}.offsets.npy"), mask)
 
     def _memmap(self, name: str, dtype: str) -> np.ndarray:
@@ -89,7 +90,7 @@ def _write(tmp: Path, corpus: Corpus, tokenizer: PreTrainedTokenizerFast, fmt: s
     encoder, bad = Encoder(tokenizer, fmt, chat_options), BadRecords(policy)
     dtype = np.uint16 if len(tokenizer) <= 2**16 else np.uint32
     files = {s: open(tmp / f"{s}.tokens", "wb") for s in SPLITS}
-    masks = {s: open(tmp / f"{s}.mask", "wb") for s in SPLITS} if fmt == "sft" else {}
+    masks = {s: open(tmp / f"{s}.mask", "wb") for s in SPLITS} if fmt != "pretrain" else {}
     offsets = {s: array("q", [0]) for s in SPLITS}
     start = last = time.monotonic()
     records = corpus.records(fmt, bad)

@@ -4,7 +4,8 @@ The one string selects the source:
 
 * `default`: the embedded corpus (`default_corpus.py`), no network needed; with `data.format=sft`,
   the embedded conversations made from it (`default_sft.py`); with `data.format=prompt`, their
-  questions as prompts (`default_prompts.py`);
+  questions as prompts (`default_prompts.py`); with `data.format=dpo`, preference pairs made from
+  those conversations (`default_preference.py`);
 * `hf:NAME[:SPLIT]` / `hf:NAME:CONFIG:SPLIT`: a Hugging Face dataset, streamed;
 * anything else: a local file, directory or glob of `.jsonl`, `.txt` and `.parquet` files.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from minimind.data.default_corpus import DefaultSource
+from minimind.data.default_preference import DefaultPreferenceSource
 from minimind.data.default_prompts import DefaultPromptSource
 from minimind.data.default_sft import DefaultSFTSource
 from minimind.data.errors import BadRecords, DataError
@@ -27,10 +29,10 @@ from minimind.data.records import FORMATS, Record, detect_format, extract
 class Corpus:
     def __init__(self, path: str, fmt: str = "auto") -> None:
         """fmt: the data format asked for (`default` is a pretraining corpus, with `sft` a conversation set, with
-        `prompt` a prompt set)."""
+        `prompt` a prompt set, with `dpo` a set of preference pairs)."""
         path = str(path)
         if path == "default":
-            sources = {"sft": DefaultSFTSource, "prompt": DefaultPromptSource}
+            sources = {"sft": DefaultSFTSource, "prompt": DefaultPromptSource, "dpo": DefaultPreferenceSource}
             self.source = sources.get(fmt, DefaultSource)()
         elif path.startswith(PREFIX):
             self.source = HFSource(path)
@@ -47,11 +49,11 @@ class Corpus:
         return self.source.fingerprint()
 
     def resolve_format(self, fmt: str, on_bad_record: str = "error") -> str:
-        """`auto` -> `pretrain` or `sft`, from the first record that tells (bad ones are reported)."""
+        """`auto` -> `pretrain`, `sft` or `dpo`, from the first record that tells (bad ones are reported)."""
         if fmt not in FORMATS:
             raise DataError(f"data.format={fmt!r} is not one of {FORMATS}")
         if self.source.text_only:
-            if fmt in ("sft", "prompt"):
+            if fmt in ("sft", "prompt", "dpo"):
                 raise DataError(f"data.path={self.name!r} is plain text, which cannot be {fmt} data; use JSONL")
             return "pretrain"
         if fmt != "auto":
@@ -62,8 +64,8 @@ class Corpus:
             if detected:
                 return detected
         raise DataError(
-            f"data.path={self.name!r}: no record has a 'text' or 'conversations' field, so data.format=auto cannot "
-            "tell pretraining from SFT data (is the corpus empty?)"
+            f"data.path={self.name!r}: no record has a 'text', 'conversations' or 'chosen' field, so data.format=auto "
+            "cannot tell pretraining from SFT or DPO data (is the corpus empty?)"
         )
 
     def records(self, fmt: str, bad: BadRecords, select: Callable[[int, str], bool] | None = None) -> Iterator[Record]:

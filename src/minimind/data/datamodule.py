@@ -8,7 +8,8 @@ model takes to keep the conversations sharing a row apart.
 
 Prompt batches (`format="prompt"`, for reinforcement learning) are left-padded prompts instead:
 {"input_ids", "attention_mask": (B, longest prompt), "messages", "answers": one entry per prompt}
-(`minimind.data.prompts`).
+(`minimind.data.prompts`). Preference pairs (`format="dpo"`) are batched as `preference.PairRows`
+says: the chosen rows, then the rejected rows, and each pair's `pair_index`.
 
 `prepare_data()` (once per node) trains the default tokenizer and builds the token cache
 when they are missing; `setup()` opens them and raises any data error before training
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerFast
 
 from minimind.data import tokenizer as tok_format
-from minimind.data.cache import TokenCache, ensure_cache
+from minimind.data.cache import Split, TokenCache, ensure_cache
 from minimind.data.cached_dataset import CachedDataset
 from minimind.data.corpus import Corpus
 from minimind.data.encode import ChatOptions
@@ -40,6 +41,7 @@ from minimind.data.default_tokenizer import resolve_tokenizer
 from minimind.data.errors import POLICIES, BadRecords, DataError
 from minimind.data.loader import ResumableLoader
 from minimind.data.packing import DocRows, PackedDocRows, PackedRows
+from minimind.data.preference import PairRows, pair_settings_problems
 from minimind.data.prompts import PromptRows, Prompts, read_prompts
 from minimind.data.records import FORMATS, is_val
 from minimind.data.streaming_dataset import StreamingDataset
@@ -53,7 +55,8 @@ STREAMED_VAL_BATCHES = 50  # a remote stream has no known end: validate on this 
 def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int = 0, format: str = "auto",
                       shuffle_buffer: int = 0, val_fraction: float = 0.05, on_bad_record: str = "error",
                       max_val_batches: int | None = None, add_system_ratio: float = 0.0,
-                      strip_empty_think: float = 0.0, thinking_ratio: float = 0.0, **_: Any) -> list[str]:
+                      strip_empty_think: float = 0.0, thinking_ratio: float = 0.0, packing: bool | None = None,
+                      cache: bool | None = None, **_: Any) -> list[str]:
     """Every data setting that cannot work, each with its valid range (the training preflight reports them
     together with the rest of the config's problems; the data module refuses them when built directly)."""
     checks = [
@@ -74,7 +77,8 @@ def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int
                                     ("strip_empty_think", strip_empty_think, 0.8),
                                     ("thinking_ratio", thinking_ratio, "0.9 in its GRPO"))),
     ]
-    return [message for ok, message in checks if not ok]
+    problems = [message for ok, message in checks if not ok]
+    return problems + (pair_settings_problems(packing, cache) if format == "dpo" else [])
 
 
 class MiniMindDataModule(LightningDataModule):
@@ -85,8 +89,9 @@ class MiniMindDataModule(LightningDataModule):
     tokenizer: a tokenizer directory in MiniMind's format; None/"default": train (once) the default one.
     seq_len, batch_size: rows are (batch_size, seq_len).
     num_workers: DataLoader worker processes (0: read in the training process, fine with the cache).
-    format: `auto` (from the first record), `pretrain` ({"text"}), `sft` ({"conversations"}) or `prompt`
-        (conversations ending in an empty assistant turn, optional "gt"; `data.seq_len` is then the longest prompt).
+    format: `auto` (from the first record), `pretrain` ({"text"}), `sft` ({"conversations"}), `prompt`
+        (conversations ending in an empty assistant turn, optional "gt"; `data.seq_len` is then the longest prompt)
+        or `dpo` ({"chosen", "rejected"}: preference pairs; with path `default`, the embedded ones).
     packing: pack documents into full rows (default for pretrain) or one per padded row (default for sft);
         packed SFT rows hold whole conversations that never attend to each other.
     shuffle_buffer: rows in the shuffle buffer of a streamed corpus (a cached corpus is fully permuted).
@@ -129,7 +134,7 @@ class MiniMindDataModule(LightningDataModule):
                                      shuffle_buffer=shuffle_buffer, val_fraction=val_fraction,
                                      on_bad_record=on_bad_record, max_val_batches=max_val_batches,
                                      add_system_ratio=add_system_ratio, strip_empty_think=strip_empty_think,
-                                     thinking_ratio=thinking_ratio)
+                                     thinking_ratio=thinking_ratio, packing=packing, cache=cache)
         if problems:
             raise DataError("; ".join(problems))
         self.save_hyperparameters()
@@ -142,6 +147,7 @@ class MiniMindDataModule(LightningDataModule):
         self._train_loader: ResumableLoader | None = None
         self._pending_state: dict[str, Any] | None = None
         self._prompts: dict[str, Prompts] | None = None
+        self._pairs: dict[str, PairRows] = {}
 
     # ---- what the model and the training loop read -------------------------------------
 
@@ -160,7 +166,7 @@ class MiniMindDataModule(LightningDataModule):
 
     @cached_property
     def format(self) -> str:
-        """`pretrain` or `sft` (`data.format=auto` resolved)."""
+        """`pretrain`, `sft` or `dpo` (`data.format=auto` resolved)."""
         return self.corpus.resolve_format(self.hparams.format, self.hparams.on_bad_record)
 
     @property
@@ -173,6 +179,20 @@ class MiniMindDataModule(LightningDataModule):
         if self.format == "prompt":
             return None
         return self._open_cache().meta["tokens"]["train"] if self.use_cache else None
+
+    def pairs(self, split: str) -> PairRows:
+        """The preference pairs of a split (`train` or `val`), as its batches read them; pairs with nothing
+        to compare within `seq_len` are reported as bad records."""
+        if split not in self._pairs:
+            problems = pair_settings_problems(self.hparams.packing, self.use_cache)
+            if problems:
+                raise DataError(f"data.path={self.corpus.name!r} holds preference pairs: " + "; ".join(problems))
+            data = self._split(split)
+            self._pairs[split] = PairRows(
+                data.tokens, data.mask, data.offsets, self.hparams.seq_len, self.tokenizer.pad_token_id,
+                self._scan(), where=lambda i: f"data.path={self.corpus.name}: pair {i} of the {split} split",
+                key=f"{self._cache.path.name}/{split}/seq_len={self.hparams.seq_len}/{self.hparams.on_bad_record}")
+        return self._pairs[split]
 
     def bad_record_report(self) -> dict[str, Any]:
         """Skipped bad records: count, count by kind, first examples (with file and line).
@@ -297,6 +317,10 @@ class MiniMindDataModule(LightningDataModule):
                                  max_batches=h.max_val_batches if not train else None, name=name)
         if not train and max_batches is None and self.corpus.streaming and not self.use_cache:
             max_batches = STREAMED_VAL_BATCHES
+        if self.format == "dpo":  # preference pairs: from the token cache, one row per pair
+            name = "train" if train else "val"
+            return CachedDataset(self.pairs(name), h.batch_size, rank, world_size, h.seed, train=train,
+                                 max_batches=max_batches, name=name)
         if not self.use_cache:
             return StreamingDataset(
                 self.corpus, self.format, self.tokenizer, h.seq_len, h.batch_size, self.packing, train=train,
@@ -305,10 +329,7 @@ class MiniMindDataModule(LightningDataModule):
                 chat_options=self.chat_options,
             )
         name = "train" if train else "val"
-        split = self._open_cache().split(name)
-        if len(split.offsets) == 1:
-            hint = "raise data.val_fraction or set it to 0 (no validation)" if name == "val" else "lower data.val_fraction"
-            raise DataError(f"data.path={self.corpus.name!r}: the {name} split has no documents; {hint}")
+        split = self._split(name)
         pad_id = self.tokenizer.pad_token_id
         if self.packing and self.format == "sft":
             rows = PackedDocRows(split.tokens, split.mask, split.offsets, h.seq_len, pad_id)
@@ -317,3 +338,10 @@ class MiniMindDataModule(LightningDataModule):
         else:
             rows = DocRows(split.tokens, split.mask, split.offsets, h.seq_len, pad_id)
         return CachedDataset(rows, h.batch_size, rank, world_size, h.seed, train=train, max_batches=max_batches, name=name)
+
+    def _split(self, name: str) -> Split:
+        split = self._open_cache().split(name)
+        if len(split.offsets) == 1:
+            hint = "raise data.val_fraction or set it to 0 (no validation)" if name == "val" else "lower data.val_fraction"
+            raise DataError(f"data.path={self.corpus.name!r}: the {name} split has no documents; {hint}")
+        return split

@@ -114,6 +114,10 @@ class Encoder:
 
     def encode(self, records: list[Record]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """(ids int32, trained mask or None for "all") per record."""
+        if self.fmt == "dpo":  # two conversations per record, each encoded as below (minimind.data.preference)
+            from minimind.data.preference import encode_pairs
+
+            return encode_pairs(Encoder(self.tokenizer, "sft", self.options).encode, records)
         backend = self.tokenizer.backend_tokenizer
         if self.fmt == "pretrain":
             encodings = backend.encode_batch_fast([r.value for r in records], add_special_tokens=False)

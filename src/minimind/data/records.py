@@ -10,7 +10,9 @@ The formats of upstream MiniMind's JSONL files:
   (on an assistant message: the calls it makes), each a list or that list as a JSON string, as
   upstream's files have them; `tool` messages hold the calls' results;
 * `prompt`: prompts for reinforcement learning (upstream's RLAIF files), conversations whose last
-  assistant turn is empty, with an optional expected answer `gt` (`minimind.data.prompts`).
+  assistant turn is empty, with an optional expected answer `gt` (`minimind.data.prompts`);
+* `dpo`: `{"chosen": [messages], "rejected": [messages]}`, a preference pair of two such
+  conversations with the same prompt (`preference.py`).
 
 Records also decide the train/validation split: by a hash of the document id, so the split
 is the same in every run, on every machine, and whatever the order of reading.
@@ -25,8 +27,8 @@ from typing import Any
 
 from minimind.data.errors import BadRecords, DataError
 
-FORMATS = ("auto", "pretrain", "sft", "prompt")
-FIELD = {"pretrain": "text", "sft": "conversations", "prompt": "conversations"}
+FORMATS = ("auto", "pretrain", "sft", "prompt", "dpo")
+FIELD = {"pretrain": "text", "sft": "conversations", "prompt": "conversations", "dpo": "chosen"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +36,8 @@ class Record:
     index: int  # position among all raw records of the corpus (what sharding divides)
     doc_id: str  # stable name, e.g. "books/a.jsonl:17" (what the split hashes)
     where: str  # for messages: "/abs/path/books/a.jsonl:17"
-    value: str | list[dict[str, Any]] | dict[str, Any]  # the text, the conversation (messages normalised by
-    # `extract`), or a prompt: {"messages": the conversation before the reply, "answers": the `gt` values}
+    value: Any  # the text (pretrain), the conversation (sft; messages normalised by `extract`), a prompt
+    # ({"messages": the conversation before the reply, "answers": the `gt` values}), a `preference.Pair`
 
 
 def is_val(doc_id: str, val_fraction: float) -> bool:
@@ -45,7 +47,7 @@ def is_val(doc_id: str, val_fraction: float) -> bool:
 
 
 def detect_format(obj: Any) -> str | None:
-    """`pretrain`, `sft` or `prompt` from the first parsed record, None if it cannot tell."""
+    """`pretrain`, `sft`, `prompt` or `dpo` from the first parsed record, None if it cannot tell."""
     if isinstance(obj, str):
         return "pretrain"
     if _is_prompt(obj):
@@ -194,12 +196,16 @@ def extract(obj: Any, fmt: str, where: str, bad: BadRecords) -> str | list[dict[
         if fmt != "pretrain":
             raise DataError(f"{where}: plain text can only be pretraining data, but data.format={fmt}")
         value: Any = obj
+    elif fmt == "dpo":
+        from minimind.data.preference import extract_pair  # (it checks each side with this module)
+
+        return extract_pair(obj, where, bad)
     elif not isinstance(obj, dict):
         bad(where, "wrong type", f"expected a JSON object, got {type(obj).__name__}", 'write {"text": "..."} per line')
         return None
     elif (field := FIELD[fmt]) not in obj:
-        other = "sft" if fmt == "pretrain" else "pretrain"
-        hint = f"; this looks like {other} data: set data.format={other}" if FIELD[other] in obj else ""
+        other = detect_format(obj)
+        hint = f"; this looks like {other} data: set data.format={other}" if other else ""
         bad(where, "missing field", f"no '{field}' field (keys: {sorted(obj)}){hint}", f"data.format={fmt} needs '{field}'")
         return None
     elif fmt == "sft":

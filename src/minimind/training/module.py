@@ -123,7 +123,10 @@ class MiniMindModule(LightningModule):
         self.objective.validation_step(self, batch)
 
     def on_validation_epoch_end(self) -> None:
-        values = self.objective.validation_results()
+        # Metric states are reset here; made under `trainer.validate`'s inference mode they could not be
+        # updated by fit's validation (no_grad), as after a run's `validate_at_start`.
+        with torch.inference_mode(False):
+            values = self.objective.validation_results()
         self.log_dict({f"val/{k}": v.float() for k, v in values.items()}, prog_bar=True, sync_dist=False)
         self.log("val/tokens", float(self.tokens_seen))  # x-axis for comparing runs of other batch sizes
         self.last_validated_step = self.global_step

@@ -3,11 +3,14 @@
 Kept apart from the Hydra entry point (`train.py`) so tests and sweeps call it directly.
 Every run leaves in its run dir: the resolved config, `metrics.csv`, `summary.json`
 (also when it fails), checkpoints, `samples.md`, and the final weights as an upstream `.pth`.
+With `validate_at_start=true` the run also validates before its first step, so its curves and
+`summary.json` (`val_at_start` beside `val_at_end`) show where it started.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from minimind.checkpoints.lora import save_adapter
 from minimind.checkpoints.mismatch import load_state_strict
 from minimind.data.tokenizer import check_vocab_fits
 from minimind.errors import ConfigurationError
-from minimind.runs import LAST_CHECKPOINT, RUN_CONFIG, command_line_overrides
+from minimind.runs import LAST_CHECKPOINT, RUN_CONFIG, command_line_overrides, read_summary
 from minimind.sweeps.resolvers import register as register_resolvers
 from minimind.training.callbacks import RunStatsCallback
 from minimind.training.csv_logger import METRICS_FILE, trim_metrics_after
@@ -49,7 +52,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides = command_line_overrides() if overrides is None else list(overrides)
+    started = (read_summary(run_dir) or {}).get("val_at_start") if cfg.get("ckpt_path") is not None else None
     summary = RunSummary(run_dir, overrides)
+    summary.update(val_at_start=started)  # a resumed run keeps what its first start measured
     built: dict[str, Any] = {}
     try:
         plan = check_training_config(cfg, overrides)  # before any data is read
@@ -83,6 +88,10 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
 
         if plan.ckpt_path is not None:
             _prepare_resume(plan.ckpt_path, run_dir)
+        elif cfg.get("validate_at_start") and trainer.limit_val_batches != 0:
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+            summary.update(val_at_start=_val(_metrics(trainer)))
+            _write_rank_zero(summary.write)  # kept by a resume, even of a run killed before its end
         # weights_only: a checkpoint holds tensors and plain data; never unpickle code from it.
         trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path, weights_only=True)
         if trainer.interrupted:
@@ -107,11 +116,14 @@ def build_module(cfg: DictConfig, plan: TrainingPlan, datamodule) -> MiniMindMod
     """The LightningModule of a checked plan: its objective prepared for the data's tokenizer, the
     weights of `init_from=` loaded (strictly) when the run starts from them, and LoRA adapters on them
     for stage=lora."""
-    if datamodule.format not in plan.objective.data_formats:
-        raise ConfigurationError(
-            f"the {cfg.stage.name} stage trains on {' or '.join(plan.objective.data_formats)} data, but data.path="
-            f"{cfg.data.path} was read as {datamodule.format} data: give data of that format (or data.format=)")
-    plan.objective.prepare(tokenizer=datamodule.tokenizer, model_config=plan.model_config)
+    formats = plan.objective.data_formats
+    if datamodule.format not in formats:
+        hint = "for preference pairs use stage=dpo" if datamodule.format == "dpo" else \
+            f"give it {' or '.join(formats)} data (data.format=), or choose the stage that trains on this data"
+        raise ConfigurationError(f"data.path={cfg.data.path} holds {datamodule.format} data, but this stage "
+                                 f"({type(plan.objective).__name__}) trains on {' or '.join(formats)} data: {hint}")
+    plan.objective.prepare(tokenizer=datamodule.tokenizer, model_config=plan.model_config, init=plan.init,
+                           resume=plan.ckpt_path)
     module = MiniMindModule(plan.model_config, optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler),
                             weight_decay=cfg.optimizer.get("weight_decay", 0.0), token_bytes=datamodule.token_bytes,
                             objective=plan.objective, compile=cfg.compile,
@@ -162,9 +174,15 @@ def _metrics(trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
+def _val(metrics: dict[str, float]) -> dict[str, float | None]:
+    """The validation metrics among `metrics` (NaN/inf as None: summary.json is strict JSON)."""
+    return {k: v if math.isfinite(v) else None for k, v in metrics.items() if k.startswith("val/")}
+
+
 def _record_outcome(summary: RunSummary, trainer, module: MiniMindModule, metrics: dict[str, float]) -> None:
     summary.update(tokens_seen=module.tokens_seen, steps=trainer.global_step, train_loss=metrics.get("train/loss"),
-                   val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"), **module.objective.summary(metrics))
+                   val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"),
+                   val_at_end=_val(metrics) or None, **module.objective.summary(metrics))
     stats = next((c for c in trainer.callbacks if isinstance(c, RunStatsCallback)), None)
     if stats is not None:
         summary.update(tokens_per_sec=stats.tokens_per_sec(), mfu=stats.mfu(trainer.world_size),

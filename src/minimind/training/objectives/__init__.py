@@ -9,6 +9,7 @@ are the loop's, so they hold for every stage without a line of stage-specific co
 from minimind.training.objectives.base import Frozen, Objective, StepOutput
 from minimind.training.objectives.causal_lm import CausalLM
 from minimind.training.objectives.distillation import Distillation
+from minimind.training.objectives.dpo import DPO
 from minimind.training.objectives.grpo import GRPO
 
-__all__ = ["CausalLM", "Distillation", "Frozen", "GRPO", "Objective", "StepOutput"]
+__all__ = ["DPO", "GRPO", "CausalLM", "Distillation", "Frozen", "Objective", "StepOutput"]

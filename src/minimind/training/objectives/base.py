@@ -12,8 +12,12 @@ from minimind.errors import ConfigurationError
 from minimind.precision import parse_precision
 
 if TYPE_CHECKING:
+    from minimind.checkpoints import LoadedCheckpoint
     from minimind.model import MiniMindConfig, MiniMindForCausalLM
+    from minimind.training.init import InitWeights
     from minimind.training.module import MiniMindModule
+
+EXTRA_STATE = "objective._extra_state"  # where a checkpoint holds what an objective records (`get_extra_state`)
 
 
 @dataclass
@@ -42,18 +46,31 @@ def run_param_dtype(module: MiniMindModule) -> torch.dtype:
     return precision.param_dtype if precision is not None else torch.float32
 
 
-def load_frozen(path: str, model_config: dict[str, Any] | None, tokenizer: Any, role: str, fix: str) -> Frozen:
-    """A checkpoint the tools load (run dir, .ckpt, .pth with `model_config` for its shape, Hugging Face dir) as a
-    frozen model; refused when it was trained with another tokenizer than the run's (`fix` says what to do)."""
+def load_frozen(path: str, model_fields: dict[str, Any] | None, tokenizer: Any, role: str) -> LoadedCheckpoint:
+    """A checkpoint an objective reads (`role`: teacher, reference), from any source the tools load
+    (`model_fields`: the shape of a bare .pth); refused when it was trained with another tokenizer than
+    the run's, since its distributions would not be over the same tokens."""
     from minimind.checkpoints import load_checkpoint, resolve_tokenizer
 
-    loaded = load_checkpoint(path, model_config)
+    loaded = load_checkpoint(path, model_fields)
     theirs = resolve_tokenizer(loaded)
     if theirs.get_vocab() != tokenizer.get_vocab():
         raise ConfigurationError(
             f"the {role} {loaded.path} was trained with another tokenizer ({len(theirs)} tokens) than this run's "
-            f"({len(tokenizer)} tokens), so their next-token distributions are not over the same tokens: {fix}")
-    return Frozen(loaded.model)
+            f"({len(tokenizer)} tokens), so their next-token distributions are not over the same tokens: "
+            f"train with the {role}'s tokenizer (data.tokenizer=<the {role}'s>), or choose a {role} trained with "
+            "this one")
+    return loaded
+
+
+def recorded_state(ckpt_path: str | None) -> dict[str, Any] | None:
+    """What the objective of the run a checkpoint belongs to recorded in it (`get_extra_state`); None if nothing."""
+    if ckpt_path is None:
+        return None
+    from minimind.checkpoints import safe_torch_load
+
+    state = safe_torch_load(ckpt_path, mmap=True).get("state_dict", {}).get(EXTRA_STATE)
+    return state if isinstance(state, dict) else None
 
 
 class Objective(nn.Module):
@@ -61,18 +78,22 @@ class Objective(nn.Module):
 
     An objective is a submodule of `MiniMindModule`, so its metric states follow the module's
     device; models it only reads are held as `Frozen`. Validation must produce `loss` (the run's
-    checkpoints and comparisons rank by `val/loss`)."""
+    checkpoints and comparisons rank by `val/loss`). `data_formats` are the data formats it trains on
+    (`data.format`, as the data module resolves it)."""
 
-    data_formats: tuple[str, ...] = ("pretrain", "sft")  # the `data.format`s it trains on
+    data_formats: tuple[str, ...] = ("pretrain", "sft")
 
     def problems(self, *, model_config: MiniMindConfig, seq_len: int, length_from: str) -> list[str]:
         """Settings this objective cannot work with, each with what to change (reported by the preflight, before
         any data is read, with the config's other problems). length_from: what decides the run's length."""
         return []
 
-    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig) -> None:
+    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig, init: InitWeights | None = None,
+                resume: str | None = None) -> None:
         """Before training, once the data's tokenizer is known: load what the objective reads
-        (teacher, reference) and refuse what cannot work with this model and tokenizer."""
+        (teacher, reference) and refuse what cannot work with this model and tokenizer.
+        init: the weights the run starts from (`init_from=`), None when resuming or from scratch.
+        resume: the checkpoint a resumed run continues from (`recorded_state` reads what it recorded)."""
 
     def starts_from(self, model: MiniMindForCausalLM) -> None:
         """The model holds the weights training starts from (`init_from=`, or a fresh initialisation), before

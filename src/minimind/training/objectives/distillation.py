@@ -53,9 +53,8 @@ class Distillation(CausalLM):
         self.teacher_config = preset_fields(teacher_model) if isinstance(teacher_model, str) else teacher_model
         self.val_kl = MeanMetric()
 
-    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig) -> None:
-        self.teacher = load_frozen(self.teacher_path, self.teacher_config, tokenizer, "teacher",
-                                   "distil with the teacher's tokenizer (data.tokenizer=<the teacher's>)")
+    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig, **_: Any) -> None:
+        self.teacher = Frozen(load_frozen(self.teacher_path, self.teacher_config, tokenizer, "teacher").model)
 
     def setup(self, module: MiniMindModule) -> None:
         if self.teacher is not None:

@@ -173,12 +173,11 @@ class GRPO(Objective):
                          "sampled): give trainer.max_steps= (batches of prompts) or trainer.max_epochs=, not tokens=")
         return found
 
-    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig) -> None:
+    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig, **_: Any) -> None:
         self.tokenizer = tokenizer
         self.eos, self.pad = tokenizer.convert_tokens_to_ids(IM_END), tokenizer.pad_token_id
         if self.beta > 0 and self.ref_path is not None:
-            self.reference = load_frozen(self.ref_path, self.ref_config, tokenizer, "reference",
-                                         "give a reference trained with this run's tokenizer (ref=PATH)")
+            self.reference = Frozen(load_frozen(self.ref_path, self.ref_config, tokenizer, "reference").model)
         for reward in self.rewards.values():
             if hasattr(reward, "prepare"):
                 reward.prepare()
