@@ -294,7 +294,7 @@ def _loss_vs_params(groups, colours, fit: SizeFit | None):
     if fit is not None:
         line = np.geomspace(x.min(), x.max(), 50)
         ax.plot(line, fit.law(line), color="dimgray", linestyle="--", linewidth=1.2, zorder=1,
-                label=f"fit: loss = {fit.law.prefactor:.3g} x N^-{fit.law.exponent:.3f}")
+                label=f"fit: loss = {fit.law.prefactor:.3g} x N^{-fit.law.exponent:.3f}")
     lo, hi = x.min(), x.max()
     _log_axis(ax, TOKENS, lo, hi)
     ax.set_xlim(lo / 1.5, hi * (2.0 if inline else 1.5))  # room for the labels right of the points

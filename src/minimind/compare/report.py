@@ -241,8 +241,8 @@ def render_fit(fit: SizeFit) -> list[str]:
     se = f" ± {law.exponent_se:.3f} (standard error)" if law.exponent_se is not None else ""
     return ["## Loss against model size", "",
             f"Fitted over {law.n} completed runs of {fit.sizes} sizes: final validation loss ≈ "
-            f"{law.prefactor:.3g} × N^−{law.exponent:.3f}, where N is the parameter count: exponent "
-            f"**{law.exponent:.3f}**{se}, R² {law.r2:.2f}. Doubling the parameters changes the loss by a "
+            f"{law.prefactor:.3g} × N^(−α), where N is the parameter count and α = "
+            f"**{law.exponent:.3f}**{se} (a positive α: larger models reach lower losses), R² {law.r2:.2f}. Doubling the parameters changes the loss by a "
             f"factor {2 ** -law.exponent:.3f}. This is at this sweep's token budget and schedule (from "
             f"{fmt_count(fit.x.min())} to {fmt_count(fit.x.max())} parameters), not a compute-optimal scaling law: "
             "every size saw the same tokens, so the larger ones are further from what they could reach.", ""]
