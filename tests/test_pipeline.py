@@ -18,7 +18,7 @@ from compose_train import REPO_ROOT, TRAIN_OVERRIDES
 
 SHARED = [o for o in TRAIN_OVERRIDES if not o.startswith(("trainer.max_steps", "trainer.val_check_interval",
                                                           "data.seq_len"))] + [
-    "trainer.max_steps=12", "trainer.val_check_interval=6", "data.seq_len=128",
+    "trainer.max_steps=24", "trainer.val_check_interval=12", "data.seq_len=128",
     "callbacks.model_checkpoint.every_n_train_steps=4", "model.dropout=0.1"]
 
 
@@ -37,7 +37,7 @@ def test_killed_pipeline_reruns_to_the_same_weights(tiny_corpus, tiny_sft_corpus
     run_module("minimind.pipeline", *pipeline_args(reference, tiny_corpus, tiny_sft_corpus, tiny_tokenizer_dir),
                timeout=900)
     report = (reference / "report.md").read_text()
-    assert "| pretrain | `1-pretrain` | completed | 12 |" in report and "| sft | `2-sft` | completed | 12 |" in report
+    assert "| pretrain | `1-pretrain` | completed | 24 |" in report and "| sft | `2-sft` | completed | 24 |" in report
     assert "What does shlex.quote do?" in report
     assert json.loads((reference / "2-sft" / "summary.json").read_text())["init_from"] == str(reference / "1-pretrain")
 

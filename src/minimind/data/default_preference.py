@@ -87,9 +87,10 @@ def fingerprint() -> str:
 class DefaultPreferenceSource(default_sft.DefaultSFTSource):
     """`data.path=default` with `data.format=dpo` as a corpus source."""
 
+    what = "embedded preference set"
+
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        return pairs()
+
     def fingerprint(self) -> str:
         return fingerprint()
-
-    def raw(self, bad: object) -> Iterator[tuple[str, str, dict[str, Any], None]]:
-        for doc_id, pair in pairs():
-            yield doc_id, f"embedded preference set: {doc_id}", pair, None

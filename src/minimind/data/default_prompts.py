@@ -34,16 +34,13 @@ def fingerprint() -> str:
     return hashlib.sha256(f"default-prompts v{VERSION} {default_sft.fingerprint()}".encode()).hexdigest()
 
 
-class DefaultPromptSource:
+class DefaultPromptSource(default_sft.DefaultSFTSource):
     """`data.path=default` with `data.format=prompt` as a corpus source."""
 
-    name = "default"
-    streaming = False
-    text_only = False
+    what = "embedded prompt set"
+
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        return prompts()
 
     def fingerprint(self) -> str:
         return fingerprint()
-
-    def raw(self, bad: object) -> Iterator[tuple[str, str, dict[str, Any], None]]:
-        for doc_id, record in prompts():
-            yield doc_id, f"embedded prompt set: {doc_id}", record, None

@@ -125,15 +125,22 @@ def fingerprint() -> str:
 
 
 class DefaultSFTSource:
-    """`data.path=default` with `data.format=sft` as a corpus source."""
+    """`data.path=default` with `data.format=sft` as a corpus source. The other embedded record sets made
+    from it (prompts, preference pairs) subclass it with their own `records`, `fingerprint` and `what`."""
 
     name = "default"
     streaming = False
     text_only = False
+    what = "embedded SFT set"
+
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(document id, JSON record as upstream's files hold it), in a fixed order."""
+        for doc_id, messages in conversations():
+            yield doc_id, {"conversations": messages}
 
     def fingerprint(self) -> str:
         return fingerprint()
 
     def raw(self, bad: object) -> Iterator[tuple[str, str, dict[str, Any], None]]:
-        for doc_id, messages in conversations():
-            yield doc_id, f"embedded SFT set: {doc_id}", {"conversations": messages}, None
+        for doc_id, record in self.records():
+            yield doc_id, f"{self.what}: {doc_id}", record, None
