@@ -70,3 +70,12 @@ def test_cpu_peak_is_measured_once_and_cached(tmp_path):
 
 def test_cpu_runs_get_a_peak(private_cache):
     assert peak_flops("cpu", torch.float32) > 0  # so MFU is filled on CPUs too
+
+
+def test_measuring_the_peak_leaves_the_global_rng_alone(tmp_path):
+    """The first run on a machine measures the peak, later ones read it: both must train alike."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    cpu_peak_flops(torch.float32, cache=tmp_path)
+    assert torch.equal(torch.rand(3), expected)

@@ -160,9 +160,12 @@ def measure_matmul_flops(device: torch.device, dtype: torch.dtype, repeats: int 
     machine lowers the figure as little as possible."""
     largest = 8192 if device.type == "cuda" else 2048
     size = 256
+    # A generator of its own: a run that measures the peak (the first on a machine) must draw the same
+    # random numbers (initialisation, dropout, data order) as one that reads it from the cache.
+    generator = torch.Generator(device).manual_seed(0)
     while True:
-        a = torch.randn(size, size, device=device).to(dtype)
-        b = torch.randn(size, size, device=device).to(dtype)
+        a = torch.randn(size, size, device=device, generator=generator).to(dtype)
+        b = torch.randn(size, size, device=device, generator=generator).to(dtype)
         _time_matmuls(a, b, 1)  # warm-up: thread pools, kernels
         seconds = _time_matmuls(a, b, 1)
         if (seconds >= min_seconds / 5 and size >= 1024) or seconds >= min_seconds or size >= largest:
