@@ -22,9 +22,16 @@ torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # this process too, w
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory: pytest.TempPathFactory):
     """Point `minimind.paths.cache_dir()` at a session folder (child processes inherit it):
-    tests never read or write ~/.cache, and the default tokenizer is really built from scratch."""
+    tests never read or write ~/.cache, and the default tokenizer is really built from scratch.
+    Under pytest-xdist the session's workers share one (in the session's base folder, the parent of
+    each worker's): the default tokenizer and token caches are built once per session, under the file
+    locks that let racing jobs share them in real use (`minimind.data.build_once`)."""
     with pytest.MonkeyPatch.context() as mp:
-        root = tmp_path_factory.mktemp("minimind-cache")
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            root = tmp_path_factory.getbasetemp().parent / "minimind-cache"
+            root.mkdir(exist_ok=True)
+        else:
+            root = tmp_path_factory.mktemp("minimind-cache")
         mp.setenv("MINIMIND_CACHE", str(root))
         yield root
 

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf, open_dict
 
 COMMON = ["experiment=quickstart", "logger=csv"]
 TOKENS_PER_STEP = 16 * 256  # quickstart: data.batch_size x data.seq_len, one rank
-STEPS = 489  # quickstart: tokens=2_000_000 -> ceil(2e6 / 4096) steps
+STEPS = 489  # a 2M-token run in the quickstart's steps: ceil(2e6 / 4096)
 FAILED_ERROR = ("minimind.errors.ConfigurationError: invalid MiniMindConfig:\n"
                 "  - num_attention_heads=4 is not divisible by num_key_value_heads=3: each key/value head "
                 "must serve the same number of query heads; use one of [1, 2, 4]")

@@ -52,8 +52,9 @@ def test_the_embedded_prompt_set_asks_the_sft_sets_questions_with_answers_that_n
     assert len(records) > 1000 and len({doc_id for doc_id, *_ in records}) == len(records)
     for doc_id, _, record, _ in records:
         question = record["conversations"][0]["content"]
-        assert doc_id == f"default-sft/{record['gt']}"  # the SFT set's id, so the same train/validation split
-        assert record["gt"] in question and record["conversations"][-1] == {"role": "assistant", "content": ""}
+        name = ".".join(record["gt"])  # the name asked about, as its dotted parts
+        assert doc_id == f"default-sft/{name}"  # the SFT set's id, so the same train/validation split
+        assert name in question and record["conversations"][-1] == {"role": "assistant", "content": ""}
     dm = datamodule("default", tiny_tokenizer_dir, tmp_path, format="prompt", seq_len=96, val_fraction=0.05,
                     on_bad_record="skip")
     dm.setup("fit")

@@ -5,10 +5,13 @@ of the embedded SFT set (`default_sft.py`: questions about the standard library 
 made from), its first question as a prompt in upstream's RLAIF format,
 
     {"conversations": [{"role": "user", "content": "How do I call json.dumps?"},
-                       {"role": "assistant", "content": ""}], "gt": "json.dumps"}
+                       {"role": "assistant", "content": ""}], "gt": ["json", "dumps"]}
 
-`gt` is the name asked about: a reply that answers the question names it (`AnswerMatch(mode=contains)`
-checks it). Each prompt keeps its conversation's id, so the train/validation split is the SFT set's: a
+`gt` is the name asked about, as its dotted parts: a reply that answers the question names it, and
+`AnswerMatch(mode=contains)` scores the share of the parts the reply names (1 for the whole name). The
+partial credit is what makes the reward learnable at quickstart size: the SFT model names the module it
+was asked about more often than the function, and the replies of one prompt differ in how much they get
+right, which is the signal GRPO's group-relative advantages need. Each prompt keeps its conversation's id, so the train/validation split is the SFT set's: a
 definition held out of SFT is held out here too, and validation asks about what the model never saw.
 """
 
@@ -20,14 +23,14 @@ from typing import Any
 
 from minimind.data import default_sft
 
-VERSION = 1  # bump when the prompts change
+VERSION = 2  # bump when the prompts change
 
 
 def prompts() -> Iterator[tuple[str, dict[str, Any]]]:
     """(id, RLAIF record) pairs in a fixed order, one per conversation of the embedded SFT set."""
     for doc_id, messages in default_sft.conversations():
         name = doc_id.split("/", 1)[1]
-        yield doc_id, {"conversations": [messages[0], {"role": "assistant", "content": ""}], "gt": name}
+        yield doc_id, {"conversations": [messages[0], {"role": "assistant", "content": ""}], "gt": name.split(".")}
 
 
 def fingerprint() -> str:

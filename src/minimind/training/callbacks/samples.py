@@ -57,9 +57,9 @@ class SampleGenerationCallback(Callback):
         if self.output_file:
             with Path(self.output_file).open("a", encoding="utf-8") as f:
                 f.write(f"## step {step}\n\n")
-                if scores:
+                if scores or self.chat:  # a reply is a turn of its own: a table row beside its question
                     f.write(markdown_table(rows, ["prompt", "completion", *scores]))
-                else:
+                else:  # a continuation reads on from its prompt
                     f.writelines(f"- **{r['prompt']}**{r['completion']}\n" for r in rows)
                 f.write("\n")
         columns = list(dict.fromkeys(k for r in self.history for k in r))
