@@ -71,6 +71,26 @@ def train_losses(run_dir: Path) -> dict[int, float]:
         return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")}
 
 
+def assert_resumed_as_uninterrupted(resumed: Path, uninterrupted: Path) -> None:
+    """A run killed and resumed ended as the run that never was: the same final checkpoint, bit for bit (what
+    the objective records in it too), the same training losses in metrics.csv and the same final validation."""
+    import json
+
+    import torch
+
+    expected, actual = (torch.load(Path(d) / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+                        for d in (uninterrupted, resumed))
+    assert expected.keys() == actual.keys()
+    for name, value in expected.items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(actual[name], value, rtol=0, atol=0, msg=name)
+        else:  # an objective's extra state: the reference's or teacher's record, GRPO's reward history
+            assert actual[name] == value, name
+    assert train_losses(resumed) == train_losses(uninterrupted)
+    summaries = [json.loads((Path(d) / "summary.json").read_text()) for d in (resumed, uninterrupted)]
+    assert summaries[0]["val_at_end"] == summaries[1]["val_at_end"]
+
+
 def run_main(main, argv: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
     """Call an entry point's `main()` in this process with `argv` as its command line (Hydra parses it
     exactly as in a shell); return (exit status, stdout, stderr). Saves a process start per call."""

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from data.helpers import make_conversations, make_pairs, make_texts  # tests/data/helpers.py: made-up English, no copied text
+from data.helpers import make_conversations, make_pairs, make_texts, write_jsonl  # tests/data/helpers.py: made-up English, no copied text
 from compose_train import TRAIN_OVERRIDES, compose_train
 
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -65,6 +65,17 @@ def tiny_dpo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-dpo") / "dpo.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in make_pairs(240)), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_prompts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prompt JSONL (upstream's RLAIF format) of 120 questions about made-up English, each expecting one word
+    (its `gt`)."""
+    words = ("cat", "dog", "bird", "fish", "tree", "river", "stone", "house")
+    records = [{"conversations": [{"role": "user", "content": f"Tell me about the {words[i % 8]}: {t}"},
+                                  {"role": "assistant", "content": ""}], "gt": words[i % 8]}
+               for i, t in enumerate(make_texts(120, seed=3, max_words=8))]
+    return write_jsonl(tmp_path_factory.mktemp("tiny-rlaif") / "rlaif.jsonl", records)
 
 
 @pytest.fixture(scope="session")

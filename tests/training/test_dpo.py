@@ -1,11 +1,13 @@
 """DPO through the one training loop: ln 2 at the start, learning on separable pairs, a precomputed reference
-equal to a live one, the reference kept on resume (exactly, after SIGKILL), and the refusals."""
+equal to a live one, the reference kept on resume (exactly, after SIGKILL; as GRPO's reference and distillation's
+teacher are), and the refusals."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -102,23 +104,40 @@ def test_a_precomputed_reference_gives_the_live_references_loss(dpo_run, compose
     assert [p for p in (private_cache / "ref_logps").iterdir() if p.is_dir()] == tables
 
 
-def test_a_resumed_run_keeps_its_reference_and_refuses_a_changed_one(trained_run, compose_cfg, tiny_dpo_corpus,
-                                                                     tiny_tokenizer_dir, tmp_path):
-    """Resuming needs neither init_from= nor ref=: the checkpoint records the reference; weights that changed since
-    are refused."""
+@pytest.mark.parametrize("stage, role", [("dpo", "reference"), ("grpo", "reference"), ("distill", "teacher")])
+def test_a_resumed_run_keeps_its_frozen_model_and_refuses_a_changed_one(stage, role, trained_run, compose_cfg,
+                                                                        tiny_dpo_corpus, tiny_prompts, tiny_sft_corpus,
+                                                                        tiny_tokenizer_dir, tmp_path):
+    """Resuming needs neither init_from=, ref= nor teacher=: the checkpoints record the reference or teacher (its
+    file, config and a fingerprint of its weights; the trained model's are the only weights they hold), and weights
+    changed since (its run dir trained further) are refused. DPO's reference here is ref=, GRPO's init_from=."""
+    from test_grpo import grpo_args
+    from test_stages import distill_args
+
     run_dir, _ = trained_run
-    reference = shutil.copytree(tiny_tokenizer_dir, tmp_path / "ref") / "reference.ckpt"  # its tokenizer beside it
-    shutil.copy(run_dir / "checkpoints" / "last.ckpt", reference)
-    first = dpo_args(run_dir, tiny_dpo_corpus, tiny_tokenizer_dir, f"ref={reference}", "trainer.max_steps=3")
+    source = shutil.copytree(run_dir, tmp_path / "source")  # a run dir of its own, to train further
+    frozen = (source / "checkpoints" / "last.ckpt").resolve()
+    first = {"dpo": lambda: dpo_args(run_dir, tiny_dpo_corpus, tiny_tokenizer_dir, f"ref={source}"),
+             "grpo": lambda: grpo_args(source, tiny_prompts, tiny_tokenizer_dir),
+             "distill": lambda: distill_args(source, tiny_sft_corpus, tiny_tokenizer_dir)}[stage]()
+    first = [*first, "trainer.max_steps=3"]
     train(compose_cfg(first, run_dir=tmp_path / "run"), first)
-    again = [o for o in first if not o.startswith(("init_from=", "ref=", "trainer.max_steps"))] + [
+    again = [o for o in first if not o.startswith(("init_from=", "ref=", "teacher=", "trainer.max_steps"))] + [
         "ckpt_path=last", "trainer.max_steps=6"]
     _, built = train(compose_cfg(again, run_dir=tmp_path / "run"), again)
-    assert built["module"].objective.reference.record["path"] == str(reference.resolve())
+    record = getattr(built["module"].objective, role).record
+    assert record["path"] == str(frozen)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 6
-    shutil.copy(tmp_path / "run" / "checkpoints" / "last.ckpt", reference)  # other weights under its name
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert {k for k, v in saved.items() if isinstance(v, torch.Tensor)} == \
+        {f"model.{k}" for k in built["module"].model.state_dict()}
+    assert saved["objective._extra_state"][role] == record
+
+    trained = torch.load(frozen, weights_only=True)  # its run dir, trained further: other weights in last.ckpt
+    trained["state_dict"]["model.lm_head.weight"] += 1e-3
+    torch.save(trained, frozen)
     more = [*again[:-1], "trainer.max_steps=9"]
-    with pytest.raises(ConfigurationError, match=f"the reference {reference} has changed since"):
+    with pytest.raises(ConfigurationError, match=f"the {role} {re.escape(str(frozen))} has changed since"):
         train(compose_cfg(more, run_dir=tmp_path / "run"), more)
 
 
@@ -144,8 +163,8 @@ def test_what_dpo_cannot_start_without_is_refused_before_training(trained_run, t
 def test_sigkill_mid_dpo_then_resume_equals_uninterrupted(dpo_run, tmp_path):
     """`python train.py` killed at its first checkpoint, then resumed (no init_from=: the reference comes from
     the checkpoint), ends exactly as the shared run that was never interrupted."""
-    from commands import kill_at_first_checkpoint, train_losses
-    from test_resume_and_ddp import model_state, run
+    from commands import assert_resumed_as_uninterrupted, kill_at_first_checkpoint
+    from test_resume_and_ddp import run
 
     reference, args = dpo_run
     interrupted = tmp_path / "interrupted"
@@ -154,12 +173,6 @@ def test_sigkill_mid_dpo_then_resume_equals_uninterrupted(dpo_run, tmp_path):
 
     resume = [o for o in args if not o.startswith("init_from=")]
     run(resume + [f"hydra.run.dir={interrupted}", "ckpt_path=last"])
-    expected, actual = model_state(reference), model_state(interrupted)
-    assert expected.keys() == actual.keys() and expected.pop("objective._extra_state") == \
-        actual.pop("objective._extra_state")  # the reference's record
-    for name in expected:
-        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
-    assert train_losses(interrupted) == train_losses(reference)
+    assert_resumed_as_uninterrupted(interrupted, reference)  # the reference's record among the state
     summaries = [json.loads((d / "summary.json").read_text()) for d in (interrupted, reference)]
-    assert summaries[0]["val_at_end"] == summaries[1]["val_at_end"]
     assert summaries[0]["val_at_start"] == summaries[1]["val_at_start"]

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import time
 
 import pytest
 import torch
 from hydra.utils import instantiate
 
-from commands import assert_clean_failure, run_main
+from commands import assert_clean_failure, assert_resumed_as_uninterrupted, kill_at_first_checkpoint, run_main
 from compose_train import TRAIN_OVERRIDES
-from data.helpers import make_texts, write_jsonl
-from test_resume_and_ddp import launch, run
+from test_resume_and_ddp import run
 
 from minimind import train as train_app
 from minimind.errors import ConfigurationError
@@ -24,17 +20,6 @@ from minimind.training.objectives.grpo import GRPO, group_advantages, k3_kl, pol
 from minimind.training.preflight import check_training_config
 from minimind.training.rewards import AnswerMatch, Completion, Format, Length, RepetitionPenalty, RewardModel
 from minimind.training.run import build_module, train
-
-WORDS = ("cat", "dog", "bird", "fish", "tree", "river", "stone", "house")
-
-
-@pytest.fixture(scope="module")
-def prompts(tmp_path_factory):
-    """120 RLAIF records about made-up English, each expecting one word (its `gt`)."""
-    texts = make_texts(120, seed=3, max_words=8)
-    return write_jsonl(tmp_path_factory.mktemp("rlaif") / "rlaif.jsonl", [
-        {"conversations": [{"role": "user", "content": f"Tell me about the {WORDS[i % 8]}: {t}"},
-                           {"role": "assistant", "content": ""}], "gt": WORDS[i % 8]} for i, t in enumerate(texts)])
 
 
 def grpo_args(init, prompts, tokenizer_dir, *extra) -> list[str]:
@@ -60,10 +45,10 @@ def test_advantages_are_zero_for_a_group_with_equal_rewards():
 
 
 @pytest.fixture
-def grpo_module(trained_run, prompts, tiny_tokenizer_dir, compose_cfg, tmp_path):
+def grpo_module(trained_run, tiny_prompts, tiny_tokenizer_dir, compose_cfg, tmp_path):
     """The GRPO module of a real plan (init_from the trained run) and a batch of its prompts."""
     run_dir, _ = trained_run
-    typed = grpo_args(run_dir, prompts, tiny_tokenizer_dir)
+    typed = grpo_args(run_dir, tiny_prompts, tiny_tokenizer_dir)
     cfg = compose_cfg(typed, run_dir=tmp_path)
     plan = check_training_config(cfg, typed)
     datamodule = instantiate(cfg.data)
@@ -106,13 +91,14 @@ class Shortness:
 
 
 @pytest.fixture(scope="module")
-def grpo_run(trained_run, prompts, tiny_tokenizer_dir, reward_model_dir, compose_cfg, tmp_path_factory):
+def grpo_run(trained_run, tiny_prompts, tiny_tokenizer_dir, reward_model_dir, compose_cfg, tmp_path_factory):
     """The one real GRPO run of these tests (30 steps of seconds), with rewards given three ways in the config:
     the stage's built-in format reward (its repetition reward dropped), one of the test's own with a weight
     (short), and a reward model directory (weighted 0 here: called and logged, not trained for)."""
     run_dir, _ = trained_run
     out = tmp_path_factory.mktemp("grpo-run")
-    typed = grpo_args(run_dir, prompts, tiny_tokenizer_dir, "trainer.max_steps=30", "trainer.val_check_interval=15",
+    typed = grpo_args(run_dir, tiny_prompts, tiny_tokenizer_dir, "trainer.max_steps=30",
+                      "trainer.val_check_interval=15",
                       "~stage.objective.rewards.repetition",
                       "+stage.objective.rewards.short={_target_:test_grpo.Shortness,limit:4,weight:0.5}",
                       f"+stage.objective.rewards.model={{_target_:minimind.training.rewards.RewardModel,"
@@ -210,7 +196,7 @@ def test_a_reward_model_directory_is_loaded_and_scores_each_reply(reward_model_d
 
 
 def test_reward_model_shorthand_adds_a_reward_model_to_the_stage_rewards(reward_model_dir):
-    objective = GRPO(rewards={"format": Format()}, reward_model=str(reward_model_dir))
+    objective = GRPO(rewards={"format": Format()}, reward_model=str(reward_model_dir), beta=0)  # beta 0: no reference
     assert list(objective.rewards) == ["format", "model"] and isinstance(objective.rewards["model"], RewardModel)
 
 
@@ -220,17 +206,17 @@ def test_reward_model_shorthand_adds_a_reward_model_to_the_stage_rewards(reward_
     (["stage.objective.loss=ppo", "stage.objective.num_generations=1"], ["loss='ppo' must be one of",
                                                                          "num_generations=1 must be an integer >= 2"]),
 ])
-def test_impossible_grpo_settings_are_refused_before_data_is_read(typed, fragments, trained_run, prompts,
+def test_impossible_grpo_settings_are_refused_before_data_is_read(typed, fragments, trained_run, tiny_prompts,
                                                                   tiny_tokenizer_dir, compose_cfg, tmp_path):
     run_dir, _ = trained_run
-    args = [o for o in grpo_args(run_dir, prompts, tiny_tokenizer_dir) if o != "trainer.max_steps=12"] + typed
+    args = [o for o in grpo_args(run_dir, tiny_prompts, tiny_tokenizer_dir) if o != "trainer.max_steps=12"] + typed
     with pytest.raises(ConfigurationError) as error:
         check_training_config(compose_cfg(args, run_dir=tmp_path), args)
     for fragment in fragments:
         assert fragment in str(error.value)
 
 
-def test_grpo_on_sft_data_and_the_quickstart_without_init_from_are_refused(trained_run, prompts, tiny_sft_corpus,
+def test_grpo_on_sft_data_and_the_quickstart_without_init_from_are_refused(trained_run, tiny_sft_corpus,
                                                                            tiny_tokenizer_dir, tmp_path, capsys,
                                                                            monkeypatch):
     run_dir, _ = trained_run
@@ -253,37 +239,21 @@ def test_the_quickstart_experiment_reads_the_embedded_prompts(trained_run, tiny_
 
 
 @pytest.mark.slow
-def test_sigkill_mid_grpo_then_resume_equals_uninterrupted(trained_run, prompts, tiny_tokenizer_dir, tmp_path):
+def test_sigkill_mid_grpo_then_resume_equals_uninterrupted(trained_run, tiny_prompts, tiny_tokenizer_dir, tmp_path):
     """The reference, the reward history, the data position and the sampling RNG all come back: the resumed run
     samples the same replies and ends with the same weights as the uninterrupted one."""
     run_dir, _ = trained_run
-    args = grpo_args(run_dir, prompts, tiny_tokenizer_dir, "trainer.max_steps=16", "trainer.val_check_interval=8",
+    args = grpo_args(run_dir, tiny_prompts, tiny_tokenizer_dir, "trainer.max_steps=16", "trainer.val_check_interval=8",
                      "callbacks.model_checkpoint.every_n_train_steps=4", "model.dropout=0.1")
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     run(args + [f"hydra.run.dir={reference}"])
 
-    process = launch(args + [f"hydra.run.dir={interrupted}"])
-    checkpoint = interrupted / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    killed_at = torch.load(checkpoint, weights_only=True)["global_step"]
+    killed_at = kill_at_first_checkpoint(args, interrupted, timeout=180)
     assert 0 < killed_at < 16, "the kill must land mid-training"
 
     resumed = [o for o in args if not o.startswith("init_from=")] + [f"hydra.run.dir={interrupted}", "ckpt_path=last"]
     run(resumed)  # no init_from=: the reference comes from the checkpoint
-    expected, actual = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-                        for d in (reference, interrupted))
-    assert expected.keys() == actual.keys()
-    for name, tensor in expected.items():
-        if isinstance(tensor, torch.Tensor):
-            torch.testing.assert_close(actual[name], tensor, rtol=0, atol=0, msg=name)
-    extra = "objective._extra_state"
-    assert actual[extra]["reward_sums"] == expected[extra]["reward_sums"]  # the same replies, the same rewards
-    for name, tensor in expected[extra]["reference"]["state_dict"].items():
-        assert torch.equal(actual[extra]["reference"]["state_dict"][name], tensor), name
+    assert_resumed_as_uninterrupted(interrupted, reference)  # the reference's record and the reward history too
     summaries = [json.loads((d / "summary.json").read_text()) for d in (reference, interrupted)]
     for key in ("steps", "tokens_seen", "val_loss", "reward_start_mean", "reward_end_mean"):
         assert summaries[1][key] == summaries[0][key], key

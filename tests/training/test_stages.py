@@ -170,3 +170,24 @@ def test_a_resumed_run_keeps_the_model_of_its_checkpoint(trained_run, compose_cf
     _, built = train(compose_cfg(again, run_dir=tmp_path), again)
     assert built["module"].config.hidden_size == 64  # the checkpoint's, not the default preset's 512
     assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 6
+
+
+@pytest.mark.slow
+def test_sigkill_mid_distillation_then_resume_equals_uninterrupted(trained_run, compose_cfg, tiny_sft_corpus,
+                                                                   tiny_tokenizer_dir, tmp_path):
+    """`python train.py stage=distill` killed at its first checkpoint, then resumed (no teacher=: the checkpoint
+    records it, as DPO's records its reference), ends exactly as a run that was never interrupted."""
+    from commands import assert_resumed_as_uninterrupted, kill_at_first_checkpoint
+
+    teacher, _ = trained_run
+    args = distill_args(teacher, tiny_sft_corpus, tiny_tokenizer_dir, "trainer.max_steps=12",
+                        "trainer.val_check_interval=6", "model.dropout=0.1", "data.num_workers=1",
+                        "callbacks.model_checkpoint.every_n_train_steps=4")
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    train(compose_cfg(args, run_dir=reference), args)
+    killed_at = kill_at_first_checkpoint(args, interrupted)
+    assert 0 < killed_at < 12, "the kill must land mid-training"
+
+    resume = [o for o in args if not o.startswith("teacher=")] + ["ckpt_path=last"]
+    train(compose_cfg(resume, run_dir=interrupted), resume)
+    assert_resumed_as_uninterrupted(interrupted, reference)  # the teacher's record among the state

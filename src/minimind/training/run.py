@@ -131,7 +131,6 @@ def build_module(cfg: DictConfig, plan: TrainingPlan, datamodule) -> MiniMindMod
     if plan.init is not None:
         load_state_strict(module.model, plan.init.state, f"init_from={plan.init.path}")
         log.info("initialised from %s", plan.init.describe())
-    plan.objective.starts_from(module.model)
     if plan.lora is not None:  # after the base is in: only the adapters train
         module.add_lora(plan.lora)
     return module

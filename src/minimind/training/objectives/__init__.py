@@ -6,10 +6,11 @@ one `MiniMindModule` loop; what differs is its `Objective`, chosen by the `stage
 are the loop's, so they hold for every stage without a line of stage-specific code.
 """
 
-from minimind.training.objectives.base import Frozen, Objective, StepOutput
+from minimind.training.objectives.base import Objective, StepOutput
 from minimind.training.objectives.causal_lm import CausalLM
 from minimind.training.objectives.distillation import Distillation
 from minimind.training.objectives.dpo import DPO
+from minimind.training.objectives.frozen import Frozen, PinnedModel
 from minimind.training.objectives.grpo import GRPO
 
-__all__ = ["DPO", "GRPO", "CausalLM", "Distillation", "Frozen", "Objective", "StepOutput"]
+__all__ = ["DPO", "GRPO", "CausalLM", "Distillation", "Frozen", "Objective", "PinnedModel", "StepOutput"]

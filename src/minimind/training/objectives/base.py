@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from minimind.errors import ConfigurationError
 from minimind.precision import parse_precision
 
 if TYPE_CHECKING:
-    from minimind.checkpoints import LoadedCheckpoint
-    from minimind.model import MiniMindConfig, MiniMindForCausalLM
+    from minimind.model import MiniMindConfig
     from minimind.training.init import InitWeights
     from minimind.training.module import MiniMindModule
 
@@ -26,41 +24,11 @@ class StepOutput:
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # logged as train/<name>
 
 
-class Frozen:
-    """A model an objective reads but never trains (a teacher, a reference). Not an `nn.Module`
-    attribute of the objective on purpose: it stays out of the module tree, so checkpoints hold
-    only what trains, and the optimizer never sees its parameters."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model.eval().requires_grad_(False)
-
-    def to_run(self, module: MiniMindModule) -> None:
-        """Follow the trained model: same device, and the run's parameter dtype."""
-        self.model.to(device=module.device, dtype=run_param_dtype(module))
-
-
 def run_param_dtype(module: MiniMindModule) -> torch.dtype:
     """The dtype of the run's parameters: bf16 under bf16-true; float32 under mixed precision (where forward
     passes run in autocast, frozen models' like the trained one's)."""
     precision = parse_precision(module.trainer.precision) if module._trainer is not None else None
     return precision.param_dtype if precision is not None else torch.float32
-
-
-def load_frozen(path: str, model_fields: dict[str, Any] | None, tokenizer: Any, role: str) -> LoadedCheckpoint:
-    """A checkpoint an objective reads (`role`: teacher, reference), from any source the tools load
-    (`model_fields`: the shape of a bare .pth); refused when it was trained with another tokenizer than
-    the run's, since its distributions would not be over the same tokens."""
-    from minimind.checkpoints import load_checkpoint, resolve_tokenizer
-
-    loaded = load_checkpoint(path, model_fields)
-    theirs = resolve_tokenizer(loaded)
-    if theirs.get_vocab() != tokenizer.get_vocab():
-        raise ConfigurationError(
-            f"the {role} {loaded.path} was trained with another tokenizer ({len(theirs)} tokens) than this run's "
-            f"({len(tokenizer)} tokens), so their next-token distributions are not over the same tokens: "
-            f"train with the {role}'s tokenizer (data.tokenizer=<the {role}'s>), or choose a {role} trained with "
-            "this one")
-    return loaded
 
 
 def recorded_state(ckpt_path: str | None) -> dict[str, Any] | None:
@@ -77,7 +45,7 @@ class Objective(nn.Module):
     """Turns a batch into a loss (training) and accumulates validation metrics.
 
     An objective is a submodule of `MiniMindModule`, so its metric states follow the module's
-    device; models it only reads are held as `Frozen`. Validation must produce `loss` (the run's
+    device; models it only reads are held as `PinnedModel`s (frozen.py). Validation must produce `loss` (the run's
     checkpoints and comparisons rank by `val/loss`). `data_formats` are the data formats it trains on
     (`data.format`, as the data module resolves it)."""
 
@@ -94,10 +62,6 @@ class Objective(nn.Module):
         (teacher, reference) and refuse what cannot work with this model and tokenizer.
         init: the weights the run starts from (`init_from=`), None when resuming or from scratch.
         resume: the checkpoint a resumed run continues from (`recorded_state` reads what it recorded)."""
-
-    def starts_from(self, model: MiniMindForCausalLM) -> None:
-        """The model holds the weights training starts from (`init_from=`, or a fresh initialisation), before
-        any step; a reference that defaults to them is copied here. A resumed run restores its checkpoint after."""
 
     def setup(self, module: MiniMindModule) -> None:
         """The module is on its device: move frozen models there."""

@@ -7,7 +7,9 @@ over the trained tokens only (labels != -100), where `_T` is a softmax at temper
 T^2 keeps the gradient's scale independent of T, as Hinton et al. do). The teacher is any
 checkpoint the tools load (larger, or MoE), frozen, run without gradients in the run's
 precision; it must share the student's tokenizer, or the two distributions would not be over
-the same tokens.
+the same tokens. A resumed run keeps the teacher it started with, as DPO keeps its reference
+(`PinnedModel`): its checkpoints record the teacher's file and a fingerprint of its weights, and
+weights changed since are refused.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from minimind.errors import ConfigurationError
-from minimind.model.presets import preset_fields
-from minimind.training.objectives.base import Frozen, StepOutput, load_frozen
+from minimind.training.objectives.base import StepOutput
 from minimind.training.objectives.causal_lm import CausalLM
+from minimind.training.objectives.frozen import PinnedModel
 
 if TYPE_CHECKING:
     from minimind.model import MiniMindConfig
+    from minimind.training.init import InitWeights
     from minimind.training.module import MiniMindModule
 
 
@@ -37,28 +40,34 @@ def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
 
 class Distillation(CausalLM):
     def __init__(self, teacher: str | None = None, alpha: float = 0.5, temperature: float = 1.5,
-                 teacher_model: str | dict[str, Any] | None = None):
+                 teacher_model: str | dict[str, Any] | None = None, ckpt_path: str | None = None):
         """teacher: any checkpoint the tools load. teacher_model: the shape of a bare upstream .pth teacher
-        (a preset name such as `base`, or config fields), as `model=PRESET` is for `ckpt=` elsewhere."""
+        (a preset name such as `base`, or config fields), as `model=PRESET` is for `ckpt=` elsewhere.
+        ckpt_path: the run's (`${ckpt_path}`): a resumed run keeps the teacher it started with."""
         super().__init__()
-        if teacher in (None, "", "???"):
-            raise ConfigurationError("stage=distill needs a teacher: give teacher=PATH (a run dir, .ckpt, upstream "
-                                     ".pth with teacher_model=PRESET, or a Hugging Face dir)")
+        self.teacher = PinnedModel(
+            "teacher", "teacher", teacher, teacher_model, stage="stage=distill", resuming=ckpt_path is not None,
+            missing="stage=distill needs a teacher: give teacher=PATH (a run dir, .ckpt, upstream .pth with "
+                    "teacher_model=PRESET, or a Hugging Face dir)")
         if not 0 <= alpha <= 1:
             raise ConfigurationError(f"stage.objective.alpha={alpha} must be in [0, 1] (the weight of the CE term)")
         if temperature <= 0:
             raise ConfigurationError(f"stage.objective.temperature={temperature} must be > 0")
-        self.teacher_path, self.alpha, self.temperature = str(teacher), float(alpha), float(temperature)
-        self.teacher: Frozen | None = None
-        self.teacher_config = preset_fields(teacher_model) if isinstance(teacher_model, str) else teacher_model
+        self.alpha, self.temperature = float(alpha), float(temperature)
         self.val_kl = MeanMetric()
 
-    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig, **_: Any) -> None:
-        self.teacher = Frozen(load_frozen(self.teacher_path, self.teacher_config, tokenizer, "teacher").model)
+    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig, init: InitWeights | None = None,
+                resume: str | None = None) -> None:
+        self.teacher.prepare(tokenizer=tokenizer, model_config=model_config, init=init, resume=resume)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"teacher": self.teacher.record}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        """The teacher was rebuilt from this record in `prepare` (before Lightning restores the checkpoint)."""
 
     def setup(self, module: MiniMindModule) -> None:
-        if self.teacher is not None:
-            self.teacher.to_run(module)
+        self.teacher.frozen.to_run(module)
 
     def _kl(self, student_logits: torch.Tensor, input_ids: torch.Tensor, labels: torch.Tensor,
             document_ids: torch.Tensor | None = None) -> torch.Tensor:

@@ -39,10 +39,9 @@ from torchmetrics import MeanMetric
 
 from minimind.data.build_once import build_once
 from minimind.errors import ConfigurationError
-from minimind.model.presets import preset_fields
-from minimind.training.objectives.base import Objective, StepOutput, recorded_state
+from minimind.training.objectives.base import Objective, StepOutput
 from minimind.training.objectives.logprobs import sequence_logps
-from minimind.training.objectives.reference import Reference
+from minimind.training.objectives.frozen import PinnedModel
 
 if TYPE_CHECKING:
     from minimind.data.preference import PairRows
@@ -84,16 +83,14 @@ class DPO(Objective):
             raise ConfigurationError(f"stage.objective.beta={beta} must be > 0 (upstream uses 0.15; larger keeps "
                                      "the policy closer to the reference)")
         self.beta, self.precompute_ref = float(beta), bool(precompute_ref)
-        fields = preset_fields(ref_model) if isinstance(ref_model, str) else ref_model
-        self.reference = Reference(ref, fields, stage="stage=dpo", init_from=init_from, resuming=ckpt_path is not None)
+        self.reference = PinnedModel.reference(ref, ref_model, stage="stage=dpo", init_from=init_from,
+                                               resuming=ckpt_path is not None)
         self.ref_logps: dict[str, torch.Tensor] = {}  # split -> (pairs, 2) chosen/rejected, when precomputed
         self.val_metrics = nn.ModuleDict({name: MeanMetric() for name in METRICS})
 
     def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig, init: InitWeights | None = None,
                 resume: str | None = None) -> None:
-        recorded = recorded_state(resume)
-        self.reference.prepare(tokenizer=tokenizer, model_config=model_config, init=init,
-                               recorded=(recorded or {}).get("reference"), resuming=resume is not None)
+        self.reference.prepare(tokenizer=tokenizer, model_config=model_config, init=init, resume=resume)
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"reference": self.reference.record}
@@ -142,7 +139,7 @@ class DPO(Objective):
         return values
 
 
-def precomputed_ref_logps(module: MiniMindModule, reference: Reference, splits: dict[str, PairRows], root: Path,
+def precomputed_ref_logps(module: MiniMindModule, reference: PinnedModel, splits: dict[str, PairRows], root: Path,
                           batch_size: int) -> dict[str, torch.Tensor]:
     """(pairs, 2) reference log-probabilities (chosen, rejected) of every pair of each split, from the cache
     under `root`, computed once (under a lock, so parallel jobs compute them once) when missing."""

@@ -22,13 +22,13 @@ Validation answers each held-out prompt once (greedily by default) and reports t
 replies: `val/reward` (weighted sum), `val/reward/<name>`, and `val/loss = -val/reward`, so that
 checkpoints, sweeps and compare, which rank runs by the lowest `val/loss`, keep the best-rewarded model.
 
-The reference is saved in the run's checkpoints (a resumed run has no init_from= to rebuild it from,
-and must compare against exactly the same model); `beta=0` drops it, and its forward pass, entirely.
+A resumed run keeps the reference it started with: its checkpoints record where it came from and a
+fingerprint of its weights (`PinnedModel`, as DPO's), never a second copy of the model. `beta=0` drops
+the reference, and its forward pass, entirely.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +37,13 @@ from torchmetrics import MeanMetric
 
 from minimind.data.tokenizer import IM_END
 from minimind.errors import ConfigurationError
-from minimind.model import MiniMindConfig, MiniMindForCausalLM
-from minimind.model.presets import preset_fields
-from minimind.training.objectives.base import Frozen, Objective, StepOutput, load_frozen, run_param_dtype
+from minimind.training.objectives.base import Objective, StepOutput, recorded_state, run_param_dtype
+from minimind.training.objectives.frozen import PinnedModel
 from minimind.training.rewards import Completion, RewardModel, reward_weight
 
 if TYPE_CHECKING:
+    from minimind.model import MiniMindConfig
+    from minimind.training.init import InitWeights
     from minimind.training.module import MiniMindModule
 
 LOSSES = ("grpo", "cispo")
@@ -110,7 +111,8 @@ class GRPO(Objective):
                  loss: str = "cispo", beta: float = 0.1, epsilon: float = 0.2, epsilon_high: float = 5.0,
                  temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0, ref: str | None = None,
                  ref_model: str | dict[str, Any] | None = None, reward_model: str | None = None,
-                 val_temperature: float = 0.0, val_samples: int = 8):
+                 val_temperature: float = 0.0, val_samples: int = 8, init_from: str | None = None,
+                 ckpt_path: str | None = None):
         """rewards: {name: reward} (or a list, named by their class), summed with their weights.
         num_generations: replies sampled per prompt (the group). max_gen_len: tokens a reply may have.
         loss: `grpo` or `cispo`; beta: the KL term's weight (0: no reference at all); epsilon: grpo's clip
@@ -119,7 +121,8 @@ class GRPO(Objective):
         init weights); ref_model: the shape of a bare .pth reference (a preset name, or config fields).
         reward_model: a Hugging Face sequence-classification model directory, added to the rewards as
         `model` (a `RewardModel` with its defaults; configure one under `rewards` for other settings).
-        val_temperature: how validation answers (0: greedily). val_samples: replies shown per validation."""
+        val_temperature: how validation answers (0: greedily). val_samples: replies shown per validation.
+        init_from, ckpt_path: the run's (`${init_from}`, `${ckpt_path}`): where a default reference comes from."""
         super().__init__()
         problems = []
         if loss not in LOSSES:
@@ -150,9 +153,9 @@ class GRPO(Objective):
         self.beta, self.epsilon, self.epsilon_high = float(beta), float(epsilon), float(epsilon_high)
         self.temperature, self.top_k, self.top_p = float(temperature), int(top_k), float(top_p)
         self.val_temperature, self.val_samples = float(val_temperature), int(val_samples)
-        self.ref_path = None if ref in (None, "") else str(ref)
-        self.ref_config = preset_fields(ref_model) if isinstance(ref_model, str) else ref_model
-        self.reference: Frozen | None = None
+        self.reference = None if self.beta == 0 else PinnedModel.reference(
+            ref, ref_model, stage="stage=grpo", init_from=init_from, resuming=ckpt_path is not None,
+            or_else=", or train without one (stage.objective.beta=0)")
         self.tokenizer = None
         self.eos = self.pad = None
         self.step_tokens = 0
@@ -173,42 +176,36 @@ class GRPO(Objective):
                          "sampled): give trainer.max_steps= (batches of prompts) or trainer.max_epochs=, not tokens=")
         return found
 
-    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig, **_: Any) -> None:
+    def prepare(self, *, tokenizer: Any, model_config: MiniMindConfig, init: InitWeights | None = None,
+                resume: str | None = None) -> None:
         self.tokenizer = tokenizer
         self.eos, self.pad = tokenizer.convert_tokens_to_ids(IM_END), tokenizer.pad_token_id
-        if self.beta > 0 and self.ref_path is not None:
-            self.reference = Frozen(load_frozen(self.ref_path, self.ref_config, tokenizer, "reference").model)
+        if self.reference is not None:
+            recorded = recorded_state(resume) if resume is not None else None
+            if recorded is not None and "reward_sums" in recorded and recorded.get("reference") is None:
+                raise ConfigurationError(
+                    f"stage.objective.beta={self.beta}, but the run being resumed was started with beta=0, without a "
+                    "reference: a resumed run keeps its reference; drop stage.objective.beta= (or start a new run)")
+            self.reference.prepare(tokenizer=tokenizer, model_config=model_config, init=init, resume=resume)
         for reward in self.rewards.values():
             if hasattr(reward, "prepare"):
                 reward.prepare()
 
-    def starts_from(self, model: MiniMindForCausalLM) -> None:
-        """The reference defaults to the weights training starts from (a resumed run restores its own)."""
-        if self.beta > 0 and self.reference is None:
-            self.reference = Frozen(copy.deepcopy(model))
-
     def setup(self, module: MiniMindModule) -> None:
         if self.reference is not None:
-            self.reference.to_run(module)
+            self.reference.frozen.to_run(module)
         for reward in self.rewards.values():
             if hasattr(reward, "to"):
                 reward.to(module.device, run_param_dtype(module))
 
     def get_extra_state(self) -> dict[str, Any]:
-        """The reference (config and weights) and the reward history, for the checkpoint."""
-        state: dict[str, Any] = {"reward_sums": [list(s) for s in self.reward_sums]}
-        if self.reference is not None:
-            model = self.reference.model
-            state["reference"] = {"config": model.config.to_dict(),
-                                  "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-        return state
+        """The reward history and the reference's record (None with beta=0), for the checkpoint."""
+        return {"reward_sums": [list(s) for s in self.reward_sums],
+                "reference": None if self.reference is None else self.reference.record}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
+        """The reward history; the reference was rebuilt from its record in `prepare`."""
         self.reward_sums = [tuple(s) for s in state.get("reward_sums", [])]
-        if "reference" in state:
-            model = MiniMindForCausalLM(MiniMindConfig.from_dict(state["reference"]["config"]))
-            model.load_state_dict(state["reference"]["state_dict"])
-            self.reference = Frozen(model)
 
     # ---- sampling and scoring -----------------------------------------------------------------
 
