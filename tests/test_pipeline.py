@@ -69,3 +69,17 @@ def test_stage_arguments_are_split_from_the_pipelines_own():
                                    "hydra.verbose=true", "--config-dir", "my_conf", "experiment=quickstart"])
     assert own == ["out=x", "stages=[sft]", "hydra.verbose=true", "--config-dir", "my_conf"]
     assert passed == {"experiment": "quickstart", "*": ["trainer.max_steps=5"], "sft": ["data.path=a.jsonl"]}
+
+
+def test_each_stage_runs_its_experiment_file_where_one_exists(compose_cfg):
+    from minimind.pipeline import stage_experiment
+
+    assert stage_experiment("quickstart", "pretrain") == ["experiment=quickstart_pretrain"]
+    assert stage_experiment("quickstart", "grpo") == ["experiment=quickstart_grpo"]
+    assert stage_experiment("quickstart", "distill") == ["experiment=quickstart", "stage=distill"]
+    assert stage_experiment(None, "sft") == ["stage=sft"]
+    make_train = compose_cfg(["experiment=quickstart"])
+    first_stage = compose_cfg(stage_experiment("quickstart", "pretrain"))  # make train's run, on half the tokens
+    assert (make_train.tokens, first_stage.tokens) == (2_000_000, 1_000_000)
+    first_stage.tokens = make_train.tokens
+    assert first_stage == make_train

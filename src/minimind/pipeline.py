@@ -14,7 +14,7 @@ are train.py overrides for every stage; `STAGE:key=value` applies to one stage o
 Each stage is `python -m minimind.train` in its own run dir `<out>/<n>-<stage>` (so resume, wandb,
 summary.json, metrics.csv and `python -m minimind.compare` work as for any run), started from the
 previous stage's weights (`init_from=`). Stage S of experiment E runs `experiment=E_S` when that file
-exists (e.g. quickstart_sft), else `experiment=E stage=S`.
+exists (e.g. quickstart_pretrain, quickstart_sft), else `experiment=E stage=S` (pretraining: `experiment=E`).
 
 Rerunning the same command continues where it stopped: a finished stage is not rerun, an
 interrupted one resumes from its last checkpoint (`ckpt_path=last`), exactly. At the end
@@ -57,11 +57,9 @@ def stage_experiment(experiment: str | None, stage: str) -> list[str]:
     """The overrides that pick a stage's experiment file (`<experiment>_<stage>` if it exists)."""
     if not experiment:
         return [f"stage={stage}"]
-    if stage == "pretrain":
-        return [f"experiment={experiment}"]
     if (CONF_DIR / "experiment" / f"{experiment}_{stage}.yaml").is_file():
         return [f"experiment={experiment}_{stage}"]
-    return [f"experiment={experiment}", f"stage={stage}"]
+    return [f"experiment={experiment}"] if stage == "pretrain" else [f"experiment={experiment}", f"stage={stage}"]
 
 
 PIPELINE_KEYS = {"out", "stages", "init_from", "prompts", "max_new_tokens"}

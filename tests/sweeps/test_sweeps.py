@@ -53,9 +53,11 @@ def test_every_sweep_composes_at_both_scales(sweep, scale):
         assert cfg.data.batch_size == cfg.sweep_grid[scale].batch_size
     if sweep == "size":
         grid = {k: str(v).split(",") for k, v in params.items()}
-        guide = ("256", "4", "4")  # the study guide's hidden_size=256, 4 heads, 4 layers
-        assert guide[0] in grid["model.hidden_size"] and guide[1] in grid["model.num_hidden_layers"]
-        assert guide[2] in grid["model.num_attention_heads"]
+        assert "4" in grid["model.num_hidden_layers"] and "4" in grid["model.num_attention_heads"]  # the guide's 4/4
+        if scale == "gpu":  # the study guide's hidden_size=256
+            assert "256" in grid["model.hidden_size"]
+        else:  # narrower on a CPU, to train far enough; three widths: a trend, not a pair
+            assert len(grid["model.hidden_size"]) >= 3
 
 
 @pytest.mark.slow

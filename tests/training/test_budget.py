@@ -38,7 +38,7 @@ def test_nothing_given_trains_on_the_default_budget(compose_cfg):
 
 def test_an_experiments_tokens_decide_until_the_user_types_a_length(compose_cfg):
     plan = budget(compose_cfg, ["experiment=quickstart"])
-    assert (plan.length_from, plan.max_steps) == ("tokens", math.ceil(1_000_000 / QUICKSTART_STEP))
+    assert (plan.length_from, plan.max_steps) == ("tokens", math.ceil(2_000_000 / QUICKSTART_STEP))
     typed = budget(compose_cfg, ["experiment=quickstart", "trainer.max_steps=5"])
     assert (typed.length_from, typed.max_steps, typed.max_epochs) == ("trainer.max_steps", 5, -1)
     epochs = budget(compose_cfg, ["experiment=quickstart", "trainer.max_epochs=2"])

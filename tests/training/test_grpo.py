@@ -127,7 +127,8 @@ def test_mean_reward_rises_on_a_toy_reward_through_a_real_run(grpo_run):
     assert summary["tokens_seen"] == seen[-1] and len(per_step) == 30
     assert all(0 < n <= 16 * (80 + 8) for n in per_step) and len(set(per_step)) > 1
     samples = (run_dir / "samples.md").read_text()
-    assert samples.count("| prompt | completion | reward | format | short | model |") == 2  # a table per validation
+    assert samples.count("| prompt | completion | reward | format | short | model |") == 3  # at the start, steps 15, 30
+    assert summary["val_at_start"]["val/reward"] < summary["val_at_end"]["val/reward"]  # held out: it learned too
     assert (run_dir / "grpo_64.pth").is_file()
 
 
