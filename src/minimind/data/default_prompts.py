@@ -8,11 +8,12 @@ made from), its first question as a prompt in upstream's RLAIF format,
                        {"role": "assistant", "content": ""}], "gt": ["json", "dumps"]}
 
 `gt` is the name asked about, as its dotted parts: a reply that answers the question names it, and
-`AnswerMatch(mode=contains)` scores the share of the parts the reply names (1 for the whole name). The
-partial credit is what makes the reward learnable at quickstart size: the SFT model names the module it
-was asked about more often than the function, and the replies of one prompt differ in how much they get
-right, which is the signal GRPO's group-relative advantages need. Each prompt keeps its conversation's id, so the train/validation split is the SFT set's: a
-definition held out of SFT is held out here too, and validation asks about what the model never saw.
+`AnswerMatch(mode=contains)` scores the share of the parts the reply names (1 for the whole name), so a
+reply that gets the module right but not the function earns part of the reward. (Measured: the
+quickstart-size model does not learn to name what it is asked about in the demo's 200 steps; its
+reward rises through the other rewards.) Each prompt keeps its conversation's id, so the
+train/validation split is the SFT set's: a definition held out of SFT is held out here too, and
+validation asks about what the model never saw.
 """
 
 from __future__ import annotations
