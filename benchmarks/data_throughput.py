@@ -32,6 +32,7 @@ from minimind.data.default_tokenizer import resolve_tokenizer
 from minimind.data.loader import ResumableLoader
 from minimind.data.packing import PackedRows
 from minimind.data.streaming_dataset import StreamingDataset
+from minimind.cli import expected_errors
 
 
 def rate(batches, min_seconds: float) -> tuple[float, int]:
@@ -49,6 +50,7 @@ def endless(loader):
         yield from loader
 
 
+@expected_errors  # a bad path or checkpoint: one `error: ...` line, as the tools print
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="minimind-bench-") as tmp:
         measure(parse_args(), Path(tmp))

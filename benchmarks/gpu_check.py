@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import Report, machine_facts  # noqa: E402
+from minimind.cli import expected_errors
 
 BATCH, SEQ = 32, 512
 TARGET_MFU = 0.45
@@ -88,6 +89,7 @@ SWEEP = Command("sweep", ["model=small", "precision=bf16", f"data.batch_size={BA
 COMMANDS = [*TRAINING, *PRECISIONS, FSDP, SWEEP]
 
 
+@expected_errors  # a bad path or checkpoint: one `error: ...` line, as the tools print
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true", help="compose every command and print the plan; run nothing")

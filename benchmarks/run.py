@@ -36,6 +36,7 @@ from minimind.hardware import measure_matmul_flops, peak_flops  # noqa: E402
 from minimind.model import MiniMindConfig  # noqa: E402
 from minimind.model.flops import training_flops_per_token  # noqa: E402
 from train_throughput import compare  # noqa: E402
+from minimind.cli import expected_errors
 
 
 def settings(mode: str, device: torch.device) -> dict:
@@ -51,6 +52,7 @@ def settings(mode: str, device: torch.device) -> dict:
         generation=("small", (1, 32)), memory=("small", 16, 512), attention=("small", 16, (512, 2048)))
 
 
+@expected_errors  # a bad path or checkpoint: one `error: ...` line, as the tools print
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["quick", "full"], default="quick")

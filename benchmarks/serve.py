@@ -34,6 +34,7 @@ from common import Measurement, machine_facts  # noqa: E402
 from minimind.checkpoints import load_checkpoint, resolve_tokenizer  # noqa: E402
 from minimind.generate import Sampling, generate_ids, render_chat  # noqa: E402
 from minimind.serve.process import ServerProcess  # noqa: E402
+from minimind.cli import expected_errors
 
 PROMPTS = ["What is a list?", "How do I open a file?", "Explain a dictionary.", "What does import do?",
            "A string is", "How do I read a line?", "What is a tuple?", "Write a loop."]
@@ -84,6 +85,7 @@ def in_process(ckpt: str, requests: int, max_tokens: int) -> tuple[float, float]
     return requests / wall, tokens / wall
 
 
+@expected_errors  # a bad path or checkpoint: one `error: ...` line, as the tools print
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="what `python -m minimind.serve ckpt=` takes")

@@ -24,6 +24,7 @@ from common import Measurement, autocast_dtype, machine_facts, synchronize
 from minimind.data import MiniMindDataModule
 from minimind.model import MiniMindConfig, MiniMindForCausalLM
 from minimind.training.optim import param_groups
+from minimind.cli import expected_errors
 
 
 def steps_of(args, cache_dir: Path, packing: bool, device: torch.device) -> list[dict[str, torch.Tensor]]:
@@ -79,6 +80,7 @@ def train_rate(cfg: MiniMindConfig, batches: list[dict], warmup: int, precision:
     return tokens / seconds, conversations / seconds
 
 
+@expected_errors  # a bad path or checkpoint: one `error: ...` line, as the tools print
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--path", default="default", help="SFT JSONL (default: the embedded SFT set)")

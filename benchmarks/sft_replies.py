@@ -21,6 +21,7 @@ from minimind.checkpoints import load_checkpoint, resolve_tokenizer
 from minimind.data.default_sft import CALL, conversations
 from minimind.data.records import is_val
 from minimind.generate import chat_ids
+from minimind.cli import expected_errors
 
 FORMS = tuple(form.split("{")[0] for form in CALL.values())  # "Call it as ", "Create one with "
 
@@ -49,6 +50,7 @@ def replies(run: str, questions: list[str], max_new_tokens: int) -> list[tuple[s
     return out
 
 
+@expected_errors  # a bad path or checkpoint: one `error: ...` line, as the tools print
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--before", required=True, help="the pretrained run (or any checkpoint the tools load)")

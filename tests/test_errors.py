@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from commands import assert_clean_error, assert_clean_failure, run_main, run_module, run_train
-from compose_train import TRAIN_OVERRIDES
+from compose_train import REPO_ROOT, TRAIN_OVERRIDES
 
 from minimind import evaluate, export, generate, inspect as inspect_tool, train
 
@@ -116,6 +118,7 @@ def test_malformed_data_is_named_by_file_and_line(base, tmp_path, capsys, monkey
     (generate, ["ckpt=RUN", "prompt=hi", "device=tpu:0"], ["device='tpu:0'"]),
     (export, ["ckpt=RUN", "format=onnx", "out=OUT"], ["format='onnx': choose one of"]),
     (evaluate, ["ckpt=RUN", "split=test"], ["split='test' must be one of"]),
+    (evaluate, ["ckpt=RUN", "data.path="], ["data.path is not set"]),
     (inspect_tool, ["ckpt=BAD/empty.ckpt", "out=OUT"], ["is empty (0 bytes)"]),
 ])
 def test_tools_refuse_with_one_message(tool, args, fragments, trained_run, bad_files, tmp_path, capsys,
@@ -130,6 +133,14 @@ def test_compare_says_what_it_expected(tmp_path):
     proc = run_module("minimind.compare", str(tmp_path), check=False)
     assert proc.returncode == 2
     assert_clean_error(proc, "no run dirs found under")
+
+
+def test_benchmark_scripts_print_one_message_too(tmp_path):
+    missing = tmp_path / "none.jsonl"
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "data_throughput.py"), "--path", str(missing)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert_clean_error(proc, f"data.path='{missing}': no such file or directory")
 
 
 def test_a_real_process_exits_1_with_the_message_and_full_errors_bring_the_traceback_back(base):

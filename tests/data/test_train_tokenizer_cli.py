@@ -30,6 +30,7 @@ def test_command_trains_a_loadable_tokenizer(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["vocab_size=320", "out=OUT"], "missing data.path=..."),
+    (["data.path=", "out=OUT"], "data.path is not set"),  # not the working directory
     (["vocab=3"], "unexpected argument 'vocab=3'"),
     (["data.path=OUT/none.jsonl", "out=OUT"], "no such file"),
     (["data.path=default", "vocab_size=lots", "out=OUT"], "vocab_size=lots must be a whole number"),

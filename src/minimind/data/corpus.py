@@ -15,6 +15,7 @@ Documents are read one at a time, never all held in memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from minimind.data.default_corpus import DefaultSource
 from minimind.data.default_preference import DefaultPreferenceSource
@@ -26,10 +27,21 @@ from minimind.data.local_files import LocalFiles
 from minimind.data.records import FORMATS, Record, detect_format, extract
 
 
+PATH_NOT_SET = ("data.path is not set: give a file, directory or glob of .jsonl/.txt/.parquet, hf:NAME, or "
+                "data.path=default (the embedded corpus)")
+
+
+def path_is_set(path: Any) -> bool:
+    """Whether `data.path` names something (an empty or null one would read the working directory)."""
+    return path is not None and bool(str(path).strip())
+
+
 class Corpus:
     def __init__(self, path: str, fmt: str = "auto") -> None:
         """fmt: the data format asked for (`default` is a pretraining corpus, with `sft` a conversation set, with
         `prompt` a prompt set, with `dpo` a set of preference pairs)."""
+        if not path_is_set(path):
+            raise DataError(PATH_NOT_SET)
         path = str(path)
         if path == "default":
             sources = {"sft": DefaultSFTSource, "prompt": DefaultPromptSource, "dpo": DefaultPreferenceSource}

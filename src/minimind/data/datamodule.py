@@ -35,7 +35,7 @@ from transformers import PreTrainedTokenizerFast
 from minimind.data import tokenizer as tok_format
 from minimind.data.cache import Split, TokenCache, ensure_cache
 from minimind.data.cached_dataset import CachedDataset
-from minimind.data.corpus import Corpus
+from minimind.data.corpus import PATH_NOT_SET, Corpus, path_is_set
 from minimind.data.encode import ChatOptions
 from minimind.data.default_tokenizer import resolve_tokenizer
 from minimind.data.errors import POLICIES, BadRecords, DataError
@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 STREAMED_VAL_BATCHES = 50  # a remote stream has no known end: validate on this many batches unless told
 
 
-def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int = 0, format: str = "auto",
+def settings_problems(path: Any = "default", seq_len: int = 256, batch_size: int = 16, num_workers: int = 0,
+                      format: str = "auto",
                       shuffle_buffer: int = 0, val_fraction: float = 0.05, on_bad_record: str = "error",
                       max_val_batches: int | None = None, add_system_ratio: float = 0.0,
                       strip_empty_think: float = 0.0, thinking_ratio: float = 0.0, packing: bool | None = None,
@@ -60,6 +61,7 @@ def settings_problems(seq_len: int = 256, batch_size: int = 16, num_workers: int
     """Every data setting that cannot work, each with its valid range (the training preflight reports them
     together with the rest of the config's problems; the data module refuses them when built directly)."""
     checks = [
+        (path_is_set(path), PATH_NOT_SET),
         (isinstance(seq_len, int) and seq_len >= 2,
          f"data.seq_len={seq_len} must be an integer >= 2 (one input and one target token)"),
         (isinstance(batch_size, int) and batch_size >= 1, f"data.batch_size={batch_size} must be an integer >= 1"),
@@ -130,7 +132,8 @@ class MiniMindDataModule(LightningDataModule):
         thinking_ratio: float = 0.0,
     ) -> None:
         super().__init__()
-        problems = settings_problems(seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, format=format,
+        problems = settings_problems(path=path, seq_len=seq_len, batch_size=batch_size, num_workers=num_workers,
+                                     format=format,
                                      shuffle_buffer=shuffle_buffer, val_fraction=val_fraction,
                                      on_bad_record=on_bad_record, max_val_batches=max_val_batches,
                                      add_system_ratio=add_system_ratio, strip_empty_think=strip_empty_think,

@@ -57,10 +57,7 @@ def check_training_config(cfg: DictConfig, overrides: list[str] = ()) -> Trainin
     objective = _collect(problems, lambda: instantiate(cfg.stage.objective))
     problems += _hardware_problems(cfg.trainer)
     world = _collect(problems, lambda: world_size(cfg.trainer))
-    if not str(cfg.data.get("path") or "").strip():
-        problems.append("data.path is not set: give a file, directory or glob of .jsonl/.txt/.parquet, hf:NAME, "
-                        "or data.path=default (the embedded corpus)")
-    problems += settings_problems(**OmegaConf.to_container(cfg.data, resolve=True))
+    problems += settings_problems(**{"path": None, **OmegaConf.to_container(cfg.data, resolve=True)})
     budget = None
     if not problems:
         budget = _collect(problems, lambda: plan_budget(cfg, list(overrides), world))
