@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 from hydra.utils import instantiate
+from torchmetrics import MeanMetric
 
 from commands import assert_clean_failure, assert_resumed_as_uninterrupted, kill_at_first_checkpoint, run_main
 from compose_train import TRAIN_OVERRIDES
@@ -16,7 +17,8 @@ from test_resume_and_ddp import run
 
 from minimind import train as train_app
 from minimind.errors import ConfigurationError
-from minimind.training.objectives.grpo import GRPO, group_advantages, k3_kl, policy_loss, token_logprobs
+from minimind.training.objectives.grpo import (GRPO, group_advantages, k3_kl, policy_loss, reward_change,
+                                               token_logprobs)
 from minimind.training.preflight import check_training_config
 from minimind.training.rewards import AnswerMatch, Completion, Format, Length, RepetitionPenalty, RewardModel
 from minimind.training.run import build_module, train
@@ -115,10 +117,13 @@ def test_mean_reward_rises_on_a_toy_reward_through_a_real_run(grpo_run):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["stage"] == "grpo" and summary["peak_memory_mb"] > 0
     assert summary["reward_end_mean"] > summary["reward_start_mean"] + summary["reward_start_std"], summary
+    start, end = summary["val_at_start"], summary["val_at_end"]
+    assert summary["reward_change"].startswith(f"held-out reward {start['val/reward']:.3g} -> {end['val/reward']:.3g}")
+    assert start["val/reward_std"] >= 0 and end["val/reward_std"] >= 0
     logged = set(metric_rows(run_dir)[0])
     for name in ("train/reward_mean", "train/reward_std", "train/reward/format", "train/kl", "train/clip_fraction",
                  "train/completion_length", "train/truncated", "train/groups_without_signal", "val/reward",
-                 "val/reward/format", "val/loss"):
+                 "val/reward_std", "val/reward/format", "val/loss"):
         assert name in logged, name
     assert metrics["val/loss"] == -metrics["val/reward"]
     # tokens: the prompt and reply tokens of each step's 4 x 4 sequences, padding left out
@@ -130,6 +135,33 @@ def test_mean_reward_rises_on_a_toy_reward_through_a_real_run(grpo_run):
     assert samples.count("| prompt | completion | reward | format | short | model |") == 3  # at the start, steps 15, 30
     assert summary["val_at_start"]["val/reward"] < summary["val_at_end"]["val/reward"]  # held out: it learned too
     assert (run_dir / "grpo_64.pth").is_file()
+
+
+def test_validation_gives_the_held_out_reward_and_its_spread_over_the_replies(grpo_module):
+    """val/reward and val/reward_std are the mean and standard deviation of the rewards of the replies shown in
+    samples.md (here every reply: 4 prompts, up to 8 shown)."""
+    module, batch = grpo_module
+    objective = module.objective
+    objective.rewards["short"] = Shortness(limit=4)  # replies of different lengths: a spread to measure
+    objective.val_each["short"] = MeanMetric()
+    with torch.no_grad():
+        objective.validation_step(module, batch)
+    shown = torch.tensor([row["reward"] for row in objective.validation_samples()])
+    results = objective.validation_results()
+    assert len(shown) == len(batch["messages"]) == 4
+    assert results["reward"].item() == pytest.approx(shown.mean().item(), abs=1e-6)
+    assert results["reward_std"].item() == pytest.approx(shown.std(unbiased=False).item(), abs=1e-5)
+
+
+def test_the_summary_says_whether_the_reward_rose_beyond_its_spread():
+    train_window = {"reward_start_mean": 1.57, "reward_start_std": 0.566, "reward_end_mean": 1.9,
+                    "reward_end_std": 0.178, "reward_window_steps": 20}
+    rose = reward_change({"val/reward": 1.63, "val/reward_std": 0.1}, {"val/reward": 1.89}, train_window)
+    assert rose == ("held-out reward 1.63 -> 1.89 (+0.26: beyond its spread at the start (0.1, 2.6 times)); training "
+                    "reward 1.57 (spread 0.566) -> 1.9 (spread 0.178) over the first and last 20 steps")
+    within = reward_change({"val/reward": 1.63, "val/reward_std": 0.5}, {"val/reward": 1.5}, {})
+    assert within == "held-out reward 1.63 -> 1.5 (-0.13: within its spread at the start (0.5, 0.3 times))"
+    assert reward_change({}, {"val/reward": 1.5}, {}) is None  # nothing to compare (no validation at the start)
 
 
 def rows_with(run_dir, name: str) -> list[dict[str, str]]:

@@ -181,7 +181,8 @@ def _val(metrics: dict[str, float]) -> dict[str, float | None]:
 def _record_outcome(summary: RunSummary, trainer, module: MiniMindModule, metrics: dict[str, float]) -> None:
     summary.update(tokens_seen=module.tokens_seen, steps=trainer.global_step, train_loss=metrics.get("train/loss"),
                    val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"),
-                   val_at_end=_val(metrics) or None, **module.objective.summary(metrics))
+                   val_at_end=_val(metrics) or None,
+                   **module.objective.summary(metrics, summary.data.get("val_at_start")))
     stats = next((c for c in trainer.callbacks if isinstance(c, RunStatsCallback)), None)
     if stats is not None:
         summary.update(tokens_per_sec=stats.tokens_per_sec(), mfu=stats.mfu(trainer.world_size),

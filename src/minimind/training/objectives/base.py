@@ -80,8 +80,9 @@ class Objective(nn.Module):
         """The validation metrics accumulated since the last call (then reset); `loss` among them."""
         raise NotImplementedError
 
-    def summary(self, metrics: dict[str, float]) -> dict[str, Any]:
-        """What summary.json should also say about this stage's run (given the final logged metrics)."""
+    def summary(self, metrics: dict[str, float], started: dict[str, float | None] | None = None) -> dict[str, Any]:
+        """What summary.json should also say about this stage's run, given the final logged metrics and the
+        validation before the first step (`started`: summary.json's `val_at_start`, None without one)."""
         return {}
 
     def validation_samples(self) -> list[dict[str, Any]] | None:

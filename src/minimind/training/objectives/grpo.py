@@ -104,6 +104,24 @@ def token_logprobs(model: torch.nn.Module, sequences: torch.Tensor, attention_ma
     return logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1), out.aux_loss
 
 
+
+def reward_change(start: dict[str, float | None], end: dict[str, float], train: dict[str, Any]) -> str | None:
+    """The summary's verdict in words: the held-out reward before -> after against its spread at the start
+    (over the held-out replies), then the training reward's first and last steps; None before any step."""
+    parts = []
+    before, spread, after = start.get("val/reward"), start.get("val/reward_std"), end.get("val/reward")
+    if None not in (before, spread, after):
+        rise = after - before
+        times = f", {abs(rise) / spread:.1f} times" if spread > 0 else ""
+        verdict = ("beyond" if abs(rise) > spread else "within") + f" its spread at the start ({spread:.3g}{times})"
+        parts.append(f"held-out reward {before:.3g} -> {after:.3g} ({rise:+.3g}: {verdict})")
+    if train.get("reward_start_mean") is not None:
+        parts.append(f"training reward {train['reward_start_mean']:.3g} (spread {train['reward_start_std']:.3g}) -> "
+                     f"{train['reward_end_mean']:.3g} (spread {train['reward_end_std']:.3g}) over the first and last "
+                     f"{train['reward_window_steps']} steps")
+    return "; ".join(parts) or None
+
+
 class GRPO(Objective):
     data_formats = ("prompt",)
 
@@ -159,7 +177,8 @@ class GRPO(Objective):
         self.tokenizer = None
         self.eos = self.pad = None
         self.step_tokens = 0
-        self.val = torch.nn.ModuleDict({k: MeanMetric() for k in ("reward", "completion_length", "truncated")})
+        self.val = torch.nn.ModuleDict({k: MeanMetric() for k in ("reward", "reward_square", "completion_length",
+                                                                  "truncated")})
         self.val_each = torch.nn.ModuleDict({name: MeanMetric() for name in self.rewards})
         self.samples: list[dict[str, Any]] = []
         self.reward_sums: list[tuple[float, float, int]] = []  # per training step: sum, sum of squares, replies
@@ -296,6 +315,7 @@ class GRPO(Objective):
         completions = self.completions(batch, rollout, 1)
         rewards, each = self.score(completions)
         self.val["reward"].update(rewards)
+        self.val["reward_square"].update(rewards ** 2)
         self.val["completion_length"].update(torch.tensor([float(c.tokens) for c in completions]))
         self.val["truncated"].update((~rollout["finished"]).float())
         for name, scores in each.items():
@@ -307,9 +327,11 @@ class GRPO(Objective):
     def validation_samples(self) -> list[dict[str, Any]]:
         return self.samples
 
-    def summary(self, metrics: dict[str, float]) -> dict[str, Any]:
-        """The reward's mean and spread (standard deviation over the replies) in the first and last steps of the
-        run (a tenth of them, 1 to 20), and the final `val/reward`: did the reward rise beyond its spread?"""
+    def summary(self, metrics: dict[str, float], started: dict[str, float | None] | None = None) -> dict[str, Any]:
+        """Did the reward rise beyond its spread? The held-out reward before the first step (`started`, with
+        validate_at_start) and at the end, each with its spread over the held-out replies, and the training
+        reward's mean and spread over the replies of the first and last steps (a tenth of the run, 1 to 20
+        steps; learning is under way in the first ones already), with `reward_change` saying it in words."""
         window = max(1, min(20, len(self.reward_sums) // 10))
         out: dict[str, Any] = {"val_reward": metrics.get("val/reward"), "reward_window_steps": window}
         for name, steps in (("start", self.reward_sums[:window]), ("end", self.reward_sums[-window:])):
@@ -317,12 +339,15 @@ class GRPO(Objective):
             mean = total / count if count else None
             out[f"reward_{name}_mean"] = mean
             out[f"reward_{name}_std"] = max(0.0, squares / count - mean ** 2) ** 0.5 if count else None
+        out["reward_change"] = reward_change(started or {}, metrics, out)
         return out
 
     def validation_results(self) -> dict[str, torch.Tensor]:
-        """`reward` (the weighted sum) and each reward's mean over held-out prompts, reply length and the share
-        cut off at max_gen_len; `loss` = -reward, so the lowest val/loss is the best-rewarded model."""
+        """`reward` (the weighted sum) and its spread over the held-out replies (`reward_std`), each reward's mean,
+        reply length and the share cut off at max_gen_len; `loss` = -reward, so the lowest val/loss is the
+        best-rewarded model."""
         values = {name: metric.compute() for name, metric in self.val.items()}
+        values["reward_std"] = (values.pop("reward_square") - values["reward"] ** 2).clamp(min=0).sqrt()
         values.update({f"reward/{name}": metric.compute() for name, metric in self.val_each.items()})
         values["loss"] = -values["reward"]
         for metric in [*self.val.values(), *self.val_each.values()]:
