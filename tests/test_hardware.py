@@ -72,6 +72,12 @@ def test_cpu_runs_get_a_peak(private_cache):
     assert peak_flops("cpu", torch.float32) > 0  # so MFU is filled on CPUs too
 
 
+def test_a_cpu_precision_is_never_given_less_than_float32s_peak(private_cache):
+    """bf16 on a CPU without bf16 units: its own matmul kernel is the slow one, the CPU's peak is float32's."""
+    fp32, bf16 = cpu_peak_flops(torch.float32), cpu_peak_flops(torch.bfloat16)
+    assert peak_flops("cpu", torch.bfloat16) == max(fp32, bf16) and peak_flops("cpu", torch.float32) == fp32
+
+
 def test_measuring_the_peak_leaves_the_global_rng_alone(tmp_path):
     """The first run on a machine measures the peak, later ones read it: both must train alike."""
     torch.manual_seed(0)

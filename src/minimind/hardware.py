@@ -102,10 +102,15 @@ def _precision_key(dtype: torch.dtype) -> str:
 
 def peak_flops(device: torch.device | str, dtype: torch.dtype) -> float | None:
     """Dense peak FLOP/s of `device` for matmuls in `dtype`: the table for GPUs, measured for CPUs.
-    None where it is unknown (a GPU missing from `PEAKS`, or a precision the device lacks)."""
+    None where it is unknown (a GPU missing from `PEAKS`, or a precision the device lacks).
+
+    On a CPU the peak is the faster of `dtype`'s and float32's measured matmuls: a CPU without bf16
+    units can do float32's FLOP/s, and its bf16 matmul kernel (94 times slower than fp32 on this
+    project's AMD EPYC test machine) is beaten by autocast's mix of kernels, so an MFU above 100%
+    would follow from dividing by it."""
     device = torch.device(device)
     if device.type == "cpu":
-        return cpu_peak_flops(dtype)
+        return max(cpu_peak_flops(dtype), cpu_peak_flops(torch.float32))
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
@@ -150,6 +155,15 @@ def cpu_peak_flops(dtype: torch.dtype = torch.float32, cache: Path | None = None
         atomic_write_text(path, json.dumps(known, indent=2, sort_keys=True) + "\n")
     log.info("measured this CPU's matmul peak: %.1f GFLOP/s (%s); cached in %s", peak / 1e9, key, path)
     return peak
+
+
+SLOW_CPU_PRECISION = 4  # matmuls this many times slower than float32's: the run is warned about
+
+
+def cpu_slowdown(dtype: torch.dtype) -> float:
+    """How many times slower this CPU's matmuls are in `dtype` than in float32 (both measured once and cached):
+    about 1 where the CPU has units for it (bf16 with AMX or AVX512-BF16), tens of times where it has not."""
+    return cpu_peak_flops(torch.float32) / cpu_peak_flops(dtype)
 
 
 def measure_matmul_flops(device: torch.device, dtype: torch.dtype, repeats: int = 5, min_seconds: float = 0.05) -> float:

@@ -10,10 +10,12 @@ import json
 import math
 
 import pytest
+import torch
 from omegaconf import open_dict
 
 from commands import assert_clean_error, run_train
 from minimind.errors import ConfigurationError
+from minimind.hardware import SLOW_CPU_PRECISION, cpu_slowdown
 from minimind.training.budget import plan_budget
 from minimind.training.run import train
 
@@ -78,12 +80,21 @@ def test_an_experiment_run_stops_at_the_typed_max_steps(compose_cfg, tiny_corpus
 def test_the_design_cards_command_with_max_steps_stops_after_two_steps(tmp_path):
     """`python train.py model=small trainer.precision=bf16 trainer.max_steps=2`, on the embedded corpus
     (smaller batches so that it takes seconds on a CPU)."""
-    run_train("model=small", "trainer.precision=bf16", "trainer.max_steps=2", "data.batch_size=2",
-              "data.seq_len=64", "trainer.limit_val_batches=2", "logger=csv", "callbacks.samples=null",
-              "export_pth=false", f"hydra.run.dir={tmp_path}", timeout=600)
+    proc = run_train("model=small", "trainer.precision=bf16", "trainer.max_steps=2", "data.batch_size=2",
+                     "data.seq_len=64", "trainer.limit_val_batches=2", "logger=csv", "callbacks.samples=null",
+                     "export_pth=false", f"hydra.run.dir={tmp_path}", timeout=600)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 2
     assert summary["length_from"] == "trainer.max_steps" and summary["precision"] == "bf16-mixed"
+    # A CPU without bf16 units (this machine's kind: ~90x slower bf16 matmuls) is called out; one with them is not.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(summary["cpu_threads"])  # the run's measurement (the shared cache), not a new one
+    try:
+        slow = cpu_slowdown(torch.bfloat16) > SLOW_CPU_PRECISION
+    finally:
+        torch.set_num_threads(threads)
+    warned = "trainer.precision=bf16-mixed on this CPU: its bfloat16 matmuls measured" in proc.stdout + proc.stderr
+    assert warned == slow, (slow, proc.stderr[-2000:])
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from minimind.checkpoints.lora import save_adapter
 from minimind.checkpoints.mismatch import load_state_strict
 from minimind.data.tokenizer import check_vocab_fits
 from minimind.errors import ConfigurationError
+from minimind.precision import parse_precision
 from minimind.runs import LAST_CHECKPOINT, RUN_CONFIG, command_line_overrides, read_summary
 from minimind.sweeps.resolvers import register as register_resolvers
 from minimind.training.callbacks import RunStatsCallback
@@ -74,7 +75,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict[str
         module = build_module(cfg, plan, datamodule)
         loggers = build_loggers(cfg.get("logger"), run_dir, name=cfg.name or ",".join(overrides) or run_dir.name,
                                 group=cfg.group, tags=cfg.tags)
+        precision = cfg.trainer.get("precision")  # as Lightning names it (`bf16` -> `bf16-mixed`: no warning about it)
         trainer = instantiate(cfg.trainer, **budget.trainer_kwargs(), logger=loggers,
+                              **({} if precision is None else {"precision": parse_precision(precision).name}),
                               callbacks=[instantiate(c) for c in cfg.callbacks.values() if c is not None])
         if trainer.world_size != budget.world_size:
             raise RuntimeError(f"the Trainer runs {trainer.world_size} processes but the budget was planned for "

@@ -15,6 +15,7 @@ measured matmul peak for CPUs).
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
 from pathlib import Path
@@ -22,9 +23,11 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback
 
-from minimind.hardware import peak_flops
+from minimind.hardware import SLOW_CPU_PRECISION, cpu_slowdown, peak_flops
 from minimind.model.flops import training_flops_per_token
 from minimind.precision import parse_precision
+
+log = logging.getLogger(__name__)
 
 
 class RunStatsCallback(Callback):
@@ -41,7 +44,13 @@ class RunStatsCallback(Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         device = trainer.strategy.root_device
-        self.available_flops = peak_flops(device, parse_precision(trainer.precision).compute_dtype)
+        dtype = parse_precision(trainer.precision).compute_dtype
+        self.available_flops = peak_flops(device, dtype)
+        if device.type == "cpu" and dtype != torch.float32 and (slowdown := cpu_slowdown(dtype)) > SLOW_CPU_PRECISION:
+            log.warning("trainer.precision=%s on this CPU: its %s matmuls measured %.0f times slower than float32's "
+                        "(no %s units), so this run will be several times slower than with precision=fp32",
+                        trainer.precision, str(dtype).removeprefix("torch."), slowdown,
+                        str(dtype).removeprefix("torch."))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         else:

@@ -104,10 +104,9 @@ def token_logprobs(model: torch.nn.Module, sequences: torch.Tensor, attention_ma
     return logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1), out.aux_loss
 
 
-
 def reward_change(start: dict[str, float | None], end: dict[str, float], train: dict[str, Any]) -> str | None:
     """The summary's verdict in words: the held-out reward before -> after against its spread at the start
-    (over the held-out replies), then the training reward's first and last steps; None before any step."""
+    (over the held-out replies), then the training reward's first and last steps; None when there is neither."""
     parts = []
     before, spread, after = start.get("val/reward"), start.get("val/reward_std"), end.get("val/reward")
     if None not in (before, spread, after):
