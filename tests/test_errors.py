@@ -7,6 +7,7 @@ also where `HYDRA_FULL_ERROR=1` is checked to bring the traceback back.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -67,6 +68,9 @@ TRAIN_CASES = {
                                                               "set model.vocab_size=400"]),
     "missing tokenizer": (["data.tokenizer=/no/such/tokenizer"], ["is not a tokenizer directory"]),
     "missing corpus": (["data.path=/no/such/corpus.jsonl"], ["/no/such/corpus.jsonl"]),
+    "missing hub dataset": (["data.path=hf:nobody/no-such-dataset"],  # offline (conftest): no network is tried
+                            ["data.path='hf:nobody/no-such-dataset': cannot read split 'train' of the Hugging Face dataset",
+                             "or give a local file"]),
     "resume without a run": (["ckpt_path=last"], ["ckpt_path=last but there is no"]),
     "resume from a missing file": (["ckpt_path=/no/such.ckpt"], ["ckpt_path=/no/such.ckpt does not exist"]),
 }
@@ -76,6 +80,15 @@ TRAIN_CASES = {
 def test_train_refuses_with_one_message(case, base, capsys, monkeypatch):
     args, fragments = TRAIN_CASES[case]
     assert_clean_failure(*run_main(train.main, [*base, *args], capsys, monkeypatch), *fragments)
+
+
+def test_the_failed_runs_summary_records_the_message_not_the_wrapper_around_it(base, tmp_path, capsys, monkeypatch):
+    """The data module refuses its path inside Hydra's `instantiate`: summary.json (and a sweep's log and report,
+    which read it) records the DataError's message, not the InstantiationException wrapped around it."""
+    assert_clean_failure(*run_main(train.main, [*base, "data.path=/no/such/corpus.jsonl"], capsys, monkeypatch))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["error"] == "minimind.data.errors.DataError: data.path='/no/such/corpus.jsonl': no such file or directory"
 
 
 @pytest.mark.parametrize("name, fragments", [

@@ -41,6 +41,13 @@ class HFSource:
     def raw(self, bad: BadRecords) -> Iterator[tuple[str, str, Any, Any]]:
         from datasets import load_dataset
 
-        rows = load_dataset(self.dataset, self.config, split=self.split, streaming=True)
-        for number, row in enumerate(rows, 1):
-            yield f"{self.split}:{number}", f"{self.name} row {number}", row, None
+        try:  # a name that is not on the hub, a split it lacks, no network: the hub's own words, and what to do
+            rows = load_dataset(self.dataset, self.config, split=self.split, streaming=True)
+            for number, row in enumerate(rows, 1):
+                yield f"{self.split}:{number}", f"{self.name} row {number}", row, None
+        except (OSError, ValueError) as error:  # ConnectionError and DatasetNotFoundError are OSErrors
+            raise DataError(
+                f"data.path={self.name!r}: cannot read split {self.split!r} of the Hugging Face dataset "
+                f"{self.dataset!r}{f' (config {self.config!r})' if self.config else ''}: {str(error).splitlines()[0]}. Check the name and "
+                "split, and that this machine can reach the hub (or has the dataset in its cache); or give a "
+                "local file, directory or glob of .jsonl/.txt/.parquet") from None

@@ -32,6 +32,9 @@ class RunSummary:
         self.data.update({k: _plain(v) for k, v in values.items()})
 
     def fail(self, error: BaseException, interrupted: bool = False) -> None:
+        from minimind.cli import expected_error
+
+        error = expected_error(error) or error  # the message itself, not Hydra's InstantiationException around it
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         self.update(status="interrupted" if interrupted else "failed", error=detail)
 
